@@ -1,0 +1,95 @@
+import secrets
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+USERNAME_PATTERN = r"^[a-z0-9_.-]{3,32}$"
+USER_HANDLE_BYTES = 32
+
+
+def new_user_handle() -> bytes:
+    """A random WebAuthn user handle: never derived from the username, email or primary key."""
+    return secrets.token_bytes(USER_HANDLE_BYTES)
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str | None) -> "User":
+        return self.get(username__iexact=username or "")
+
+    def create_user(self, username: str, **fields: object) -> "User":
+        user = self.model(username=username.lower(), **fields)
+        user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, username: str, **fields: object) -> "User":
+        fields.pop("password", None)
+        return self.create_user(username, is_staff=True, is_superuser=True, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. Passkeys are the only way in: the password is always unusable."""
+
+    username = models.CharField(
+        max_length=32,
+        unique=True,
+        validators=[RegexValidator(USERNAME_PATTERN, "3–32 characters: a-z, 0-9, _ . -")],
+    )
+    display_name = models.CharField(max_length=64, blank=True)
+    email = models.EmailField(blank=True)
+    user_handle = models.BinaryField(max_length=64, unique=True, default=new_user_handle, editable=False)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+    def get_full_name(self) -> str:
+        return self.display_name or self.username
+
+    def get_short_name(self) -> str:
+        return self.display_name or self.username
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event. Written by services, never edited."""
+
+    class Kind(models.TextChoices):
+        SIGNUP = "signup", "Signed up"
+        LOGIN_SUCCEEDED = "login_succeeded", "Signed in"
+        LOGIN_FAILED = "login_failed", "Sign-in refused"
+        LOGOUT = "logout", "Signed out"
+        COUNTER_ANOMALY = "counter_anomaly", "Possible cloned authenticator"
+
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.user_id} {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,59 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Passkey(models.Model):
+    """A WebAuthn credential: the public half of a person's passkey."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys")
+    name = models.CharField(max_length=64)
+    credential_id = models.BinaryField(max_length=1023, unique=True)
+    public_key = models.BinaryField()
+    sign_count = models.BigIntegerField(default=0)
+    aaguid = models.UUIDField(null=True, blank=True)
+    transports = models.JSONField(default=list, blank=True)
+    backup_eligible = models.BooleanField(default=False)
+    backed_up = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user_id})"
+
+    @property
+    def device_type(self) -> str:
+        return "multi_device" if self.backup_eligible else "single_device"
+
+
+class Ceremony(models.Model):
+    """A pending WebAuthn ceremony: its challenge lives here, not in a cookie, so API clients work."""
+
+    class Purpose(models.TextChoices):
+        REGISTRATION = "registration"
+        AUTHENTICATION = "authentication"
+
+    ceremony_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    challenge = models.BinaryField(max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # Registration of a new account: who is signing up (the user does not exist yet).
+    user_handle = models.BinaryField(max_length=64, null=True, blank=True)
+    username = models.CharField(max_length=32, blank=True)
+    display_name = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.ceremony_id}"
