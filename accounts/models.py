@@ -42,7 +42,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     display_name = models.CharField(max_length=64, blank=True)
     email = models.EmailField(blank=True)
-    user_handle = models.BinaryField(max_length=64, unique=True, default=new_user_handle, editable=False)
+    user_handle = models.BinaryField(
+        max_length=64, unique=True, default=new_user_handle, editable=False
+    )
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)

@@ -8,7 +8,9 @@ from django.utils import timezone
 class Passkey(models.Model):
     """A WebAuthn credential: the public half of a person's passkey."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys"
+    )
     name = models.CharField(max_length=64)
     credential_id = models.BinaryField(max_length=1023, unique=True)
     public_key = models.BinaryField()

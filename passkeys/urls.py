@@ -1,3 +1,10 @@
 from django.urls import path
 
-urlpatterns: list = []
+from passkeys import views
+
+urlpatterns = [
+    path("signup", views.signup_page, name="signup"),
+    path("signup/verify", views.SignupVerifyView.as_view(), name="signup-verify"),
+    path("login", views.login_page, name="login"),
+    path("login/verify", views.LoginVerifyView.as_view(), name="login-verify"),
+]

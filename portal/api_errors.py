@@ -33,7 +33,9 @@ def _flatten(detail: Any) -> str:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, PortalError):
-        return Response({"code": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status_code)
+        return Response(
+            {"code": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status_code
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

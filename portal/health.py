@@ -27,7 +27,9 @@ def _broker_status() -> str | None:
     if not settings.REDIS_URL:
         return None
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        )
         client.ping()
     except redis.RedisError as exc:
         logger.warning("health: broker unreachable: %s", type(exc).__name__)

@@ -32,6 +32,7 @@ PORTAL_AUTH_RATE = env.str("PORTAL_AUTH_RATE", default="30/min")
 PORTAL_TOKEN_TTL = timedelta(days=env.int("PORTAL_TOKEN_TTL_DAYS", default=14))
 PORTAL_CEREMONY_TTL = timedelta(minutes=5)
 PORTAL_NUM_PROXIES = env.int("PORTAL_NUM_PROXIES", default=0)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 # --- Chain -----------------------------------------------------------------------------------
 CHAIN_RPC_URL = env.str("CHAIN_RPC_URL", default="http://127.0.0.1:8545")
@@ -95,7 +96,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -114,8 +117,12 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="Passkey Portal <portal@localhost>")
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str(
+    "DJANGO_DEFAULT_FROM_EMAIL", default="Passkey Portal <portal@localhost>"
+)
 
 # --- Security headers (always on; the secure-transport ones when debug is off) -----------------
 X_FRAME_OPTIONS = "DENY"
@@ -200,7 +207,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "purge-stale-ceremonies": {
+        "task": "passkeys.tasks.purge_stale_ceremonies_task",
+        "schedule": timedelta(hours=1),
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,42 +16,79 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Passkey',
+            name="Passkey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64)),
-                ('credential_id', models.BinaryField(max_length=1023, unique=True)),
-                ('public_key', models.BinaryField()),
-                ('sign_count', models.BigIntegerField(default=0)),
-                ('aaguid', models.UUIDField(blank=True, null=True)),
-                ('transports', models.JSONField(blank=True, default=list)),
-                ('backup_eligible', models.BooleanField(default=False)),
-                ('backed_up', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='passkeys', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64)),
+                ("credential_id", models.BinaryField(max_length=1023, unique=True)),
+                ("public_key", models.BinaryField()),
+                ("sign_count", models.BigIntegerField(default=0)),
+                ("aaguid", models.UUIDField(blank=True, null=True)),
+                ("transports", models.JSONField(blank=True, default=list)),
+                ("backup_eligible", models.BooleanField(default=False)),
+                ("backed_up", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="passkeys",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Ceremony',
+            name="Ceremony",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ceremony_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('purpose', models.CharField(choices=[('registration', 'Registration'), ('authentication', 'Authentication')], max_length=32)),
-                ('challenge', models.BinaryField(max_length=64)),
-                ('user_handle', models.BinaryField(blank=True, max_length=64, null=True)),
-                ('username', models.CharField(blank=True, max_length=32)),
-                ('display_name', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField()),
-                ('consumed_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("ceremony_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("registration", "Registration"),
+                            ("authentication", "Authentication"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("challenge", models.BinaryField(max_length=64)),
+                ("user_handle", models.BinaryField(blank=True, max_length=64, null=True)),
+                ("username", models.CharField(blank=True, max_length=32)),
+                ("display_name", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField()),
+                ("consumed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['expires_at'], name='passkeys_ce_expires_77ad54_idx')],
+                "indexes": [
+                    models.Index(fields=["expires_at"], name="passkeys_ce_expires_77ad54_idx")
+                ],
             },
         ),
     ]

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from accounts import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("account", views.account_page, name="account"),
+    path("logout", views.logout_view, name="logout"),
+]

@@ -1,0 +1,254 @@
+"""Passkey ceremonies: sign-up and sign-in. Each verify consumes its ceremony exactly once."""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import timedelta
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import AuditEvent, User, new_user_handle
+from accounts.services import record_event
+from passkeys import webauthn
+from passkeys.models import Ceremony, Passkey
+from passkeys.selectors import credential_descriptors
+from portal.client_info import ClientInfo
+from portal.errors import Conflict, NotFound, PortalError
+
+CHALLENGE_BYTES = 32
+DEFAULT_PASSKEY_NAME = "Passkey"
+
+
+@dataclass(frozen=True)
+class CeremonyOptions:
+    ceremony: Ceremony
+    public_key: dict[str, Any]
+
+
+def _new_ceremony(*, purpose: str, **fields: Any) -> Ceremony:
+    return Ceremony.objects.create(
+        purpose=purpose,
+        challenge=secrets.token_bytes(CHALLENGE_BYTES),
+        expires_at=timezone.now() + settings.PORTAL_CEREMONY_TTL,
+        **fields,
+    )
+
+
+def consume_ceremony(*, ceremony_id: uuid.UUID, purpose: str) -> Ceremony:
+    """Mark a live ceremony used. A single UPDATE, so two concurrent verifies cannot both win."""
+    now = timezone.now()
+    live = Ceremony.objects.filter(
+        ceremony_id=ceremony_id, purpose=purpose, consumed_at__isnull=True, expires_at__gt=now
+    )
+    if live.update(consumed_at=now) == 1:
+        return Ceremony.objects.select_related("user").get(ceremony_id=ceremony_id)
+
+    ceremony = Ceremony.objects.filter(ceremony_id=ceremony_id, purpose=purpose).first()
+    if ceremony is None:
+        raise NotFound("ceremony_not_found", "No such ceremony: start again.")
+    if ceremony.consumed_at is not None:
+        raise Conflict("ceremony_used", "This ceremony was already used: start again.")
+    raise PortalError("ceremony_expired", "This ceremony has expired: start again.", status=410)
+
+
+# --- sign-up ---------------------------------------------------------------------------------
+
+
+def _ensure_username_free(username: str) -> None:
+    if User.objects.filter(username__iexact=username).exists():
+        raise Conflict("username_taken", "That username is taken.")
+
+
+def begin_registration(*, username: str, display_name: str) -> CeremonyOptions:
+    username = username.lower()
+    _ensure_username_free(username)
+    ceremony = _new_ceremony(
+        purpose=Ceremony.Purpose.REGISTRATION,
+        user_handle=new_user_handle(),
+        username=username,
+        display_name=display_name,
+    )
+    options = webauthn.registration_options(
+        challenge=bytes(ceremony.challenge),
+        user_handle=bytes(ceremony.user_handle or b""),
+        username=username,
+        display_name=display_name,
+        exclude=[],
+    )
+    return CeremonyOptions(ceremony=ceremony, public_key=options)
+
+
+def complete_registration(
+    *,
+    ceremony_id: uuid.UUID,
+    credential: dict[str, Any],
+    passkey_name: str | None,
+    client: ClientInfo,
+) -> tuple[User, Passkey]:
+    """Create the user and their first passkey from a verified registration, in one transaction."""
+    parsed = webauthn.parse_registration_credential(credential)
+    ceremony = consume_ceremony(ceremony_id=ceremony_id, purpose=Ceremony.Purpose.REGISTRATION)
+    verified = webauthn.verify_registration(credential=parsed, challenge=bytes(ceremony.challenge))
+    try:
+        with transaction.atomic():
+            _ensure_username_free(ceremony.username)
+            _ensure_credential_new(verified.credential_id)
+            user = User.objects.create_user(
+                ceremony.username,
+                display_name=ceremony.display_name,
+                user_handle=bytes(ceremony.user_handle or b""),
+            )
+            passkey = _store_passkey(user=user, verified=verified, name=passkey_name)
+            record_event(
+                kind=AuditEvent.Kind.SIGNUP, user=user, client=client, passkey_id=passkey.pk
+            )
+    except IntegrityError as exc:
+        raise Conflict("username_taken", "That username is taken.") from exc
+    return user, passkey
+
+
+def _ensure_credential_new(credential_id: bytes) -> None:
+    if Passkey.objects.filter(credential_id=credential_id).exists():
+        raise Conflict("credential_already_registered", "This passkey is already registered.")
+
+
+def _store_passkey(
+    *, user: User, verified: webauthn.VerifiedRegistration, name: str | None
+) -> Passkey:
+    now = timezone.now()
+    return Passkey.objects.create(
+        user=user,
+        name=(name or "").strip() or DEFAULT_PASSKEY_NAME,
+        credential_id=verified.credential_id,
+        public_key=verified.public_key,
+        sign_count=verified.sign_count,
+        aaguid=verified.aaguid,
+        transports=verified.transports,
+        backup_eligible=verified.backup_eligible,
+        backed_up=verified.backed_up,
+        created_at=now,
+        last_used_at=now,
+    )
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+
+def _decoy_credentials(username: str) -> list[webauthn.CredentialDescriptor]:
+    """Stable stand-ins for an unknown username, so that its options look like a real user's."""
+    key = settings.SECRET_KEY.encode()
+    decoy_id = hmac.new(key, f"decoy-credential:{username}".encode(), hashlib.sha256).digest()
+    return [
+        webauthn.CredentialDescriptor(credential_id=decoy_id, transports=["hybrid", "internal"])
+    ]
+
+
+def begin_authentication(*, username: str | None) -> CeremonyOptions:
+    """Username-first when a username is given; otherwise discoverable (the person picks)."""
+    user = None
+    allow: list[webauthn.CredentialDescriptor] = []
+    if username:
+        username = username.lower()
+        user = User.objects.filter(username__iexact=username, is_active=True).first()
+        allow = credential_descriptors(user=user) if user else []
+        if not allow:
+            allow = _decoy_credentials(username)
+    ceremony = _new_ceremony(
+        purpose=Ceremony.Purpose.AUTHENTICATION, user=user, username=username or ""
+    )
+    options = webauthn.authentication_options(challenge=bytes(ceremony.challenge), allow=allow)
+    return CeremonyOptions(ceremony=ceremony, public_key=options)
+
+
+def complete_authentication(
+    *, ceremony_id: uuid.UUID, credential: dict[str, Any], client: ClientInfo
+) -> tuple[User, Passkey]:
+    parsed = webauthn.parse_authentication_credential(credential)
+    ceremony = consume_ceremony(ceremony_id=ceremony_id, purpose=Ceremony.Purpose.AUTHENTICATION)
+    try:
+        passkey = verify_passkey_assertion(ceremony=ceremony, credential=parsed, client=client)
+    except PortalError as exc:
+        record_event(
+            kind=AuditEvent.Kind.LOGIN_FAILED,
+            user=ceremony.user,
+            client=client,
+            reason=exc.code,
+            credential_id=parsed.id,
+        )
+        raise
+    user = passkey.user
+    if not user.is_active:
+        record_event(
+            kind=AuditEvent.Kind.LOGIN_FAILED, user=user, client=client, reason="account_disabled"
+        )
+        raise PortalError("account_disabled", "This account is disabled.", status=403)
+    record_event(
+        kind=AuditEvent.Kind.LOGIN_SUCCEEDED, user=user, client=client, passkey_id=passkey.pk
+    )
+    return user, passkey
+
+
+def verify_passkey_assertion(
+    *,
+    ceremony: Ceremony,
+    credential: webauthn.AuthenticationCredential,
+    client: ClientInfo,
+) -> Passkey:
+    """Check an assertion for a consumed ceremony, and record the passkey's use.
+
+    The credential must be known; it must belong to the ceremony's user when the ceremony named
+    one (or when a username was typed); and userHandle, when present, must be its owner's handle
+    (required when nobody was named: that is how a discoverable sign-in finds the user).
+    """
+    passkey = Passkey.objects.select_related("user").filter(credential_id=credential.raw_id).first()
+    if passkey is None:
+        raise webauthn.WebAuthnRefused(
+            "unknown_credential", "This passkey is not registered here.", status=400
+        )
+    owner = passkey.user
+    user_handle = webauthn.user_handle_of(credential)
+    named = ceremony.user_id is not None or bool(ceremony.username)
+    if named and ceremony.user_id != owner.pk:
+        raise webauthn.WebAuthnRefused(
+            "credential_not_allowed", "This passkey is not one of the expected account's."
+        )
+    if (user_handle is None and not named) or (
+        user_handle is not None and user_handle != bytes(owner.user_handle)
+    ):
+        raise webauthn.WebAuthnRefused(
+            "user_handle_mismatch", "The passkey's user handle does not match its account."
+        )
+    try:
+        verified = webauthn.verify_assertion(
+            credential=credential,
+            challenge=bytes(ceremony.challenge),
+            public_key=bytes(passkey.public_key),
+            stored_sign_count=passkey.sign_count,
+        )
+    except webauthn.CounterAnomaly as anomaly:
+        record_event(
+            kind=AuditEvent.Kind.COUNTER_ANOMALY,
+            user=owner,
+            client=client,
+            passkey_id=passkey.pk,
+            stored_sign_count=anomaly.stored,
+            received_sign_count=anomaly.received,
+        )
+        raise
+    Passkey.objects.filter(pk=passkey.pk).update(
+        sign_count=verified.sign_count, backed_up=verified.backed_up, last_used_at=timezone.now()
+    )
+    passkey.refresh_from_db()
+    return passkey
+
+
+def purge_stale_ceremonies() -> int:
+    """Delete ceremonies that expired more than a day ago; they can never be used again."""
+    cutoff = timezone.now() - timedelta(days=1)
+    deleted, _ = Ceremony.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,86 @@
+"""Sign-up and sign-in pages, and the JSON endpoints their scripts post the credential to.
+
+The options come from the API (`/api/v1/auth/*/options`); the verify endpoints here run the same
+services as the API's, then start a Django session instead of issuing a token.
+"""
+
+from typing import Any
+
+from django.contrib.auth import login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from passkeys import services
+from passkeys.serializers import CredentialField
+from portal.client_info import ClientInfo
+from portal.csrf import CsrfProtected
+from portal.throttling import AuthRateThrottle
+from portal.validators import reject_control_characters
+
+
+@require_GET
+def signup_page(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("account")
+    return render(request, "passkeys/signup.html")
+
+
+@require_GET
+def login_page(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("account")
+    return render(request, "passkeys/login.html")
+
+
+class PageVerifyView(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny, CsrfProtected]
+    throttle_classes = [AuthRateThrottle]
+    schema = None
+
+    def start_session(self, request: Request, user: Any) -> Response:
+        login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return Response({"redirect": reverse("account")})
+
+
+class SignupVerifyView(PageVerifyView):
+    class InputSerializer(serializers.Serializer[Any]):
+        ceremony_id = serializers.UUIDField()
+        credential = CredentialField()
+        passkey_name = serializers.CharField(
+            max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
+        )
+
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user, _ = services.complete_registration(
+            ceremony_id=data.validated_data["ceremony_id"],
+            credential=data.validated_data["credential"],
+            passkey_name=data.validated_data.get("passkey_name"),
+            client=ClientInfo.from_request(request),
+        )
+        return self.start_session(request, user)
+
+
+class LoginVerifyView(PageVerifyView):
+    class InputSerializer(serializers.Serializer[Any]):
+        ceremony_id = serializers.UUIDField()
+        credential = CredentialField()
+
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user, _ = services.complete_authentication(
+            ceremony_id=data.validated_data["ceremony_id"],
+            credential=data.validated_data["credential"],
+            client=ClientInfo.from_request(request),
+        )
+        return self.start_session(request, user)
