@@ -1,0 +1,152 @@
+"""Compile the Solidity contracts with the pinned solcjs and manage the committed artifacts.
+
+The portal's own contracts are every `chain/contracts/*.sol`; the EntryPoint and the reference
+SimpleAccount come from `@account-abstraction/contracts` in node_modules. Each contract gets one
+artifact, `chain/contracts/build/<Name>.json`, holding its ABI, creation and runtime bytecode and the
+compiler version and settings that produced them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+CONTRACTS_DIR = Path(settings.BASE_DIR) / "chain" / "contracts"
+BUILD_DIR = CONTRACTS_DIR / "build"
+NODE_MODULES = Path(settings.BASE_DIR) / "node_modules"
+COMPILE_SCRIPT = Path(settings.BASE_DIR) / "chain" / "solc_compile.js"
+
+# Pinned compiler settings: changing any of them changes every bytecode and deployed address.
+COMPILER_SETTINGS: dict[str, Any] = {
+    "optimizer": {"enabled": True, "runs": 1_000_000},
+    "viaIR": True,
+    "evmVersion": "prague",
+    "metadata": {"bytecodeHash": "none"},
+}
+
+# Library contracts compiled from node_modules: source unit → contract names to keep.
+LIBRARY_CONTRACTS: dict[str, tuple[str, ...]] = {
+    "@account-abstraction/contracts/core/EntryPoint.sol": ("EntryPoint",),
+    "@account-abstraction/contracts/accounts/SimpleAccountFactory.sol": ("SimpleAccountFactory",),
+    "@account-abstraction/contracts/accounts/SimpleAccount.sol": ("SimpleAccount",),
+}
+
+
+class CompilationError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    source: str
+    data: dict[str, Any]
+
+    def dumps(self) -> str:
+        return json.dumps(self.data, indent=2, sort_keys=True) + "\n"
+
+
+def own_sources() -> dict[str, str]:
+    """Source unit name → path of the portal's contracts (top level of chain/contracts)."""
+    base = Path(settings.BASE_DIR)
+    return {
+        path.relative_to(base).as_posix(): path.as_posix()
+        for path in sorted(CONTRACTS_DIR.glob("*.sol"))
+    }
+
+
+def compile_all() -> list[Artifact]:
+    """Compile every contract and return its artifact (not written)."""
+    sources: dict[str, dict[str, str]] = {}
+    wanted: dict[str, tuple[str, ...] | None] = {}
+    for unit, path in own_sources().items():
+        sources[unit] = {"content": Path(path).read_text()}
+        wanted[unit] = None  # every contract defined in the file
+    for unit, names in LIBRARY_CONTRACTS.items():
+        sources[unit] = {"content": (NODE_MODULES / unit).read_text()}
+        wanted[unit] = names
+    standard_input = {
+        "language": "Solidity",
+        "sources": sources,
+        "settings": {
+            **COMPILER_SETTINGS,
+            "outputSelection": {
+                unit: {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+                for unit in sources
+            },
+        },
+    }
+    result = subprocess.run(  # noqa: S603
+        ["node", str(COMPILE_SCRIPT)],  # noqa: S607
+        input=json.dumps(standard_input),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=settings.BASE_DIR,
+    )
+    if result.returncode != 0:
+        raise CompilationError(result.stderr.strip() or "solc failed")
+    output = json.loads(result.stdout)
+    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise CompilationError("\n".join(e.get("formattedMessage", e["message"]) for e in errors))
+    version = output["compilerVersion"]
+    artifacts: list[Artifact] = []
+    for unit, contracts in sorted(output["contracts"].items()):
+        keep = wanted.get(unit, ())
+        for name, contract in sorted(contracts.items()):
+            if keep is None:
+                if not contract["evm"]["bytecode"]["object"]:
+                    continue  # interfaces and abstract contracts
+            elif name not in keep:
+                continue
+            artifacts.append(
+                Artifact(
+                    name=name,
+                    source=unit,
+                    data={
+                        "contractName": name,
+                        "sourceName": unit,
+                        "abi": contract["abi"],
+                        "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
+                        "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
+                        "compiler": {"version": version, "settings": COMPILER_SETTINGS},
+                    },
+                )
+            )
+    return artifacts
+
+
+def write_artifacts(artifacts: list[Artifact]) -> list[Path]:
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    written = []
+    names = {a.name for a in artifacts}
+    for stale in BUILD_DIR.glob("*.json"):
+        if stale.stem not in names:
+            stale.unlink()
+    for artifact in artifacts:
+        path = BUILD_DIR / f"{artifact.name}.json"
+        path.write_text(artifact.dumps())
+        written.append(path)
+    return written
+
+
+def differences(artifacts: list[Artifact]) -> list[str]:
+    """Names of artifacts whose committed file differs from `artifacts` (missing/extra included)."""
+    problems = []
+    fresh = {a.name: a for a in artifacts}
+    on_disk = {p.stem: p for p in BUILD_DIR.glob("*.json")} if BUILD_DIR.exists() else {}
+    for name, artifact in sorted(fresh.items()):
+        path = on_disk.get(name)
+        if path is None:
+            problems.append(f"{name}: missing")
+        elif path.read_text() != artifact.dumps():
+            problems.append(f"{name}: differs from a fresh compile")
+    for name in sorted(set(on_disk) - set(fresh)):
+        problems.append(f"{name}: no longer produced by the sources")
+    return problems

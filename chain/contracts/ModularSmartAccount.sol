@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IAccount} from "@account-abstraction/contracts/interfaces/IAccount.sol";
+import {PackedUserOperation} from "@account-abstraction/contracts/interfaces/PackedUserOperation.sol";
+import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
+import {Execution} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
+import {ERC7579Utils} from "@openzeppelin/contracts/account/utils/draft-ERC7579Utils.sol";
+import {
+    IModule,
+    IValidator,
+    MODULE_TYPE_VALIDATOR,
+    MODULE_TYPE_EXECUTOR,
+    MODULE_TYPE_FALLBACK,
+    VALIDATION_FAILED,
+    ERC1271_MAGIC,
+    ERC1271_FAILED
+} from "./interfaces/IERC7579Module.sol";
+
+/// @title ModularSmartAccount
+/// @notice ERC-4337 (EntryPoint v0.8) account with ERC-7579 validator, executor and fallback modules.
+/// Deployed as minimal proxies (ERC-1167) of one implementation by MSAFactory.
+///
+/// - `userOp.signature` = validator address (20 bytes) ‖ validator payload; the named validator must be
+///   installed and receives the op with the prefix stripped.
+/// - `execute(mode, data)`: call type 0x00 single (target ‖ value ‖ callData), 0x01 batch
+///   (abi.encode(Execution[])), 0xff delegatecall (target ‖ callData); exec type 0x00 revert, 0x01 try.
+/// - ERC-1271: data = validator (20 bytes) ‖ payload; the validator checks the EIP-712 "PersonalSign"
+///   digest of the hash bound to this account, so a signature for one account is useless for another.
+contract ModularSmartAccount is IAccount, Initializable, EIP712 {
+    using EnumerableSet for EnumerableSet.AddressSet;
+
+    struct FallbackHandler {
+        address handler;
+        bytes1 calltype;
+    }
+
+    /// @custom:storage-location erc7201:modulemanager.storage.msa
+    struct ModuleStorage {
+        EnumerableSet.AddressSet validators;
+        EnumerableSet.AddressSet executors;
+        mapping(bytes4 selector => FallbackHandler) fallbacks;
+    }
+
+    // keccak256(abi.encode(uint256(keccak256("modulemanager.storage.msa")) - 1)) & ~bytes32(uint256(0xff))
+    bytes32 private constant MODULE_STORAGE = 0xe3a55571e8f241b58442871487cc151a8cb048bb4ad24e833467f724ec89a900;
+
+    bytes32 private constant PERSONAL_SIGN_TYPEHASH = keccak256("PersonalSign(bytes prefixed)");
+
+    bytes1 private constant CALLTYPE_SINGLE = 0x00;
+    bytes1 private constant CALLTYPE_BATCH = 0x01;
+    bytes1 private constant CALLTYPE_STATIC = 0xfe;
+    bytes1 private constant CALLTYPE_DELEGATECALL = 0xff;
+    bytes1 private constant EXECTYPE_DEFAULT = 0x00;
+    bytes1 private constant EXECTYPE_TRY = 0x01;
+
+    string public constant accountId = "passkey-portal.msa.v1";
+
+    address private immutable _ENTRY_POINT;
+
+    event ModuleInstalled(uint256 indexed moduleTypeId, address indexed module);
+    event ModuleUninstalled(uint256 indexed moduleTypeId, address indexed module);
+    event ModuleUnlinked(uint256 indexed moduleTypeId, address indexed module, bytes error);
+    event TryExecuteUnsuccessful(uint256 batchExecutionIndex, bytes result);
+
+    error AccountAccessUnauthorized();
+    error AlreadyInstalled(address module);
+    error NotInstalled(address module);
+    error CannotRemoveLastValidator();
+    error InvalidModule(address module);
+    error MismatchModuleTypeId(uint256 moduleTypeId);
+    error UnsupportedModuleType(uint256 moduleTypeId);
+    error InvalidCallType(bytes1 calltype);
+    error UnsupportedCallType(bytes1 callType);
+    error UnsupportedExecType(bytes1 execType);
+    error SelectorAlreadyUsed(bytes4 selector);
+    error NoFallbackHandler(bytes4 selector);
+    error NotEnoughData();
+    error DecodingError();
+    error NoValidator();
+
+    modifier onlyEntryPoint() {
+        if (msg.sender != _ENTRY_POINT) revert AccountAccessUnauthorized();
+        _;
+    }
+
+    modifier onlyEntryPointOrSelf() {
+        if (msg.sender != _ENTRY_POINT && msg.sender != address(this)) revert AccountAccessUnauthorized();
+        _;
+    }
+
+    constructor(address entryPoint_) EIP712("PasskeyPortalAccount", "1") {
+        _ENTRY_POINT = entryPoint_;
+        _disableInitializers();
+    }
+
+    // ---------------------------------------------------------------- ERC-4337
+
+    function entryPoint() external view returns (address) {
+        return _ENTRY_POINT;
+    }
+
+    function ENTRY_POINT_V08() external view returns (address) {
+        return _ENTRY_POINT;
+    }
+
+    /// @inheritdoc IAccount
+    function validateUserOp(PackedUserOperation calldata userOp, bytes32 userOpHash, uint256 missingAccountFunds)
+        external
+        onlyEntryPoint
+        returns (uint256 validationData)
+    {
+        address validator = address(bytes20(userOp.signature[:20]));
+        if (!_modules().validators.contains(validator)) {
+            validationData = VALIDATION_FAILED;
+        } else {
+            PackedUserOperation memory op = userOp;
+            op.signature = userOp.signature[20:];
+            validationData = IValidator(validator).validateUserOp(op, userOpHash);
+        }
+        if (missingAccountFunds != 0) {
+            assembly ("memory-safe") {
+                pop(call(gas(), caller(), missingAccountFunds, 0, 0, 0, 0))
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- ERC-7579 execution
+
+    function execute(bytes32 mode, bytes calldata executionCalldata) external payable onlyEntryPointOrSelf {
+        _execute(mode, executionCalldata);
+    }
+
+    function executeFromExecutor(bytes32 mode, bytes calldata executionCalldata)
+        external
+        payable
+        returns (bytes[] memory returnData)
+    {
+        if (!_modules().executors.contains(msg.sender)) revert InvalidModule(msg.sender);
+        return _execute(mode, executionCalldata);
+    }
+
+    function supportsExecutionMode(bytes32 mode) external pure returns (bool) {
+        bytes1 callType = mode[0];
+        bytes1 execType = mode[1];
+        return (callType == CALLTYPE_SINGLE || callType == CALLTYPE_BATCH || callType == CALLTYPE_DELEGATECALL)
+            && (execType == EXECTYPE_DEFAULT || execType == EXECTYPE_TRY);
+    }
+
+    function _execute(bytes32 mode, bytes calldata data) private returns (bytes[] memory results) {
+        bytes1 callType = mode[0];
+        bytes1 execType = mode[1];
+        if (execType != EXECTYPE_DEFAULT && execType != EXECTYPE_TRY) revert UnsupportedExecType(execType);
+        bool tryMode = execType == EXECTYPE_TRY;
+        if (callType == CALLTYPE_SINGLE) {
+            if (data.length < 52) revert DecodingError();
+            results = new bytes[](1);
+            results[0] =
+                _call(0, address(bytes20(data[:20])), uint256(bytes32(data[20:52])), data[52:], tryMode);
+        } else if (callType == CALLTYPE_BATCH) {
+            Execution[] calldata batch = ERC7579Utils.decodeBatch(data);
+            results = new bytes[](batch.length);
+            for (uint256 i = 0; i < batch.length; ++i) {
+                results[i] = _call(i, batch[i].target, batch[i].value, batch[i].callData, tryMode);
+            }
+        } else if (callType == CALLTYPE_DELEGATECALL) {
+            if (data.length < 20) revert DecodingError();
+            results = new bytes[](1);
+            (bool success, bytes memory ret) = address(bytes20(data[:20])).delegatecall(data[20:]);
+            results[0] = _handleResult(0, success, ret, tryMode);
+        } else {
+            revert UnsupportedCallType(callType);
+        }
+    }
+
+    function _call(uint256 index, address target, uint256 value, bytes calldata callData, bool tryMode)
+        private
+        returns (bytes memory)
+    {
+        (bool success, bytes memory ret) = target.call{value: value}(callData);
+        return _handleResult(index, success, ret, tryMode);
+    }
+
+    function _handleResult(uint256 index, bool success, bytes memory ret, bool tryMode)
+        private
+        returns (bytes memory)
+    {
+        if (!success) {
+            if (!tryMode) {
+                assembly ("memory-safe") {
+                    revert(add(ret, 0x20), mload(ret))
+                }
+            }
+            emit TryExecuteUnsuccessful(index, ret);
+        }
+        return ret;
+    }
+
+    // ---------------------------------------------------------------- ERC-7579 modules
+
+    /// @notice One-time set-up of a fresh account (the factory calls it in the deployment transaction).
+    /// Each module is installed as every type (1, 2, 3) it declares, with its data entry.
+    function initializeAccount(address[] calldata modules, bytes[] calldata data) external payable initializer {
+        for (uint256 i = 0; i < modules.length; ++i) {
+            for (uint256 moduleType = MODULE_TYPE_VALIDATOR; moduleType <= MODULE_TYPE_FALLBACK; ++moduleType) {
+                if (IModule(modules[i]).isModuleType(moduleType)) {
+                    _install(moduleType, modules[i], data[i]);
+                }
+            }
+        }
+        if (_modules().validators.length() == 0) revert NoValidator();
+    }
+
+    function installModule(uint256 moduleTypeId, address module, bytes calldata initData)
+        external
+        payable
+        onlyEntryPointOrSelf
+    {
+        if (!IModule(module).isModuleType(moduleTypeId)) revert MismatchModuleTypeId(moduleTypeId);
+        _install(moduleTypeId, module, initData);
+    }
+
+    function uninstallModule(uint256 moduleTypeId, address module, bytes calldata deInitData)
+        external
+        payable
+        onlyEntryPointOrSelf
+    {
+        bytes calldata moduleData = _unregister(moduleTypeId, module, deInitData);
+        IModule(module).onUninstall(moduleData);
+        emit ModuleUninstalled(moduleTypeId, module);
+    }
+
+    /// @notice Like uninstallModule, but a module whose onUninstall reverts is removed anyway.
+    function unlinkModule(uint256 moduleTypeId, address module, bytes calldata deInitData)
+        external
+        payable
+        onlyEntryPointOrSelf
+    {
+        bytes calldata moduleData = _unregister(moduleTypeId, module, deInitData);
+        (bool success, bytes memory ret) =
+            module.call{gas: gasleft() / 2}(abi.encodeCall(IModule.onUninstall, (moduleData)));
+        if (!success) {
+            if (ret.length > 256) {
+                assembly ("memory-safe") {
+                    mstore(ret, 256)
+                }
+            }
+            emit ModuleUnlinked(moduleTypeId, module, ret);
+        }
+        emit ModuleUninstalled(moduleTypeId, module);
+    }
+
+    function isModuleInstalled(uint256 moduleTypeId, address module, bytes calldata additionalContext)
+        external
+        view
+        returns (bool)
+    {
+        ModuleStorage storage $ = _modules();
+        if (moduleTypeId == MODULE_TYPE_VALIDATOR) return $.validators.contains(module);
+        if (moduleTypeId == MODULE_TYPE_EXECUTOR) return $.executors.contains(module);
+        if (moduleTypeId == MODULE_TYPE_FALLBACK) {
+            bytes4 selector = abi.decode(additionalContext, (bytes4));
+            return $.fallbacks[selector].handler == module;
+        }
+        return false;
+    }
+
+    function supportsModule(uint256 moduleTypeId) external pure returns (bool) {
+        return moduleTypeId >= MODULE_TYPE_VALIDATOR && moduleTypeId <= MODULE_TYPE_FALLBACK;
+    }
+
+    function getActiveFallbackHandler(bytes4 functionSig) external view returns (FallbackHandler memory) {
+        return _modules().fallbacks[functionSig];
+    }
+
+    function getValidators() external view returns (address[] memory) {
+        return _modules().validators.values();
+    }
+
+    function getExecutors() external view returns (address[] memory) {
+        return _modules().executors.values();
+    }
+
+    function _install(uint256 moduleTypeId, address module, bytes calldata initData) private {
+        ModuleStorage storage $ = _modules();
+        bytes calldata moduleData = initData;
+        if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
+            if (!$.validators.add(module)) revert AlreadyInstalled(module);
+        } else if (moduleTypeId == MODULE_TYPE_EXECUTOR) {
+            if (!$.executors.add(module)) revert AlreadyInstalled(module);
+        } else if (moduleTypeId == MODULE_TYPE_FALLBACK) {
+            if (initData.length < 5) revert DecodingError();
+            bytes4 selector = bytes4(initData[:4]);
+            bytes1 calltype = initData[4];
+            if (calltype != CALLTYPE_SINGLE && calltype != CALLTYPE_STATIC) revert InvalidCallType(calltype);
+            if ($.fallbacks[selector].handler != address(0)) revert SelectorAlreadyUsed(selector);
+            $.fallbacks[selector] = FallbackHandler(module, calltype);
+            moduleData = initData[5:];
+        } else {
+            revert UnsupportedModuleType(moduleTypeId);
+        }
+        IModule(module).onInstall(moduleData);
+        emit ModuleInstalled(moduleTypeId, module);
+    }
+
+    function _unregister(uint256 moduleTypeId, address module, bytes calldata deInitData)
+        private
+        returns (bytes calldata moduleData)
+    {
+        ModuleStorage storage $ = _modules();
+        moduleData = deInitData;
+        if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
+            if (!$.validators.remove(module)) revert NotInstalled(module);
+            if ($.validators.length() == 0) revert CannotRemoveLastValidator();
+        } else if (moduleTypeId == MODULE_TYPE_EXECUTOR) {
+            if (!$.executors.remove(module)) revert NotInstalled(module);
+        } else if (moduleTypeId == MODULE_TYPE_FALLBACK) {
+            if (deInitData.length < 4) revert DecodingError();
+            bytes4 selector = bytes4(deInitData[:4]);
+            address handler = $.fallbacks[selector].handler;
+            if (handler == address(0)) revert NoFallbackHandler(selector);
+            if (handler != module) revert NotInstalled(module);
+            delete $.fallbacks[selector];
+            moduleData = deInitData[4:];
+        } else {
+            revert UnsupportedModuleType(moduleTypeId);
+        }
+    }
+
+    function _modules() private pure returns (ModuleStorage storage $) {
+        assembly ("memory-safe") {
+            $.slot := MODULE_STORAGE
+        }
+    }
+
+    // ---------------------------------------------------------------- ERC-1271
+
+    /// @notice ERC-1271. `data` = validator address (20 bytes) ‖ validator payload; the payload must sign
+    /// the EIP-712 digest of PersonalSign(bytes32 hash) under this account's domain (see {replaySafeHash}).
+    function isValidSignature(bytes32 hash, bytes calldata data) external view returns (bytes4) {
+        if (data.length < 20) return ERC1271_FAILED;
+        address validator = address(bytes20(data[:20]));
+        if (!_modules().validators.contains(validator)) revert InvalidModule(validator);
+        bytes4 result = IValidator(validator).isValidSignatureWithSender(msg.sender, replaySafeHash(hash), data[20:]);
+        return result == ERC1271_MAGIC ? ERC1271_MAGIC : ERC1271_FAILED;
+    }
+
+    /// @notice The digest a validator must have signed for `isValidSignature(hash, ...)`.
+    function replaySafeHash(bytes32 hash) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(PERSONAL_SIGN_TYPEHASH, hash)));
+    }
+
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ---------------------------------------------------------------- fallback
+
+    receive() external payable {}
+
+    fallback() external payable {
+        if (msg.data.length < 4) revert NotEnoughData();
+        FallbackHandler memory entry = _modules().fallbacks[msg.sig];
+        if (entry.handler == address(0)) {
+            // ERC-721 / ERC-1155 receiver hooks: accept tokens when no handler is installed.
+            if (msg.sig == 0x150b7a02 || msg.sig == 0xf23a6e61 || msg.sig == 0xbc197c81) {
+                bytes4 sig = msg.sig;
+                assembly ("memory-safe") {
+                    mstore(0x00, sig)
+                    return(0x00, 0x20)
+                }
+            }
+            revert NoFallbackHandler(msg.sig);
+        }
+        bytes memory forwarded = abi.encodePacked(msg.data, msg.sender);
+        bool success;
+        bytes memory ret;
+        if (entry.calltype == CALLTYPE_STATIC) {
+            (success, ret) = entry.handler.staticcall(forwarded);
+        } else {
+            (success, ret) = entry.handler.call(forwarded);
+        }
+        assembly ("memory-safe") {
+            if iszero(success) { revert(add(ret, 0x20), mload(ret)) }
+            return(add(ret, 0x20), mload(ret))
+        }
+    }
+}
