@@ -1,4 +1,4 @@
-from typing import Any
+from typing import cast
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -26,4 +26,4 @@ class MeApi(APIView):
 
     @extend_schema(responses={200: OutputSerializer}, operation_id="me")
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(request.user).data)
+        return Response(self.OutputSerializer(cast(User, request.user)).data)

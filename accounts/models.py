@@ -1,4 +1,5 @@
 import secrets
+from typing import ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.validators import RegexValidator
@@ -38,7 +39,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     username = models.CharField(
         max_length=32,
         unique=True,
-        validators=[RegexValidator(USERNAME_PATTERN, "3–32 characters: a-z, 0-9, _ . -")],
+        validators=[RegexValidator(USERNAME_PATTERN, "3 to 32 characters: a-z, 0-9, _ . -")],
     )
     display_name = models.CharField(max_length=64, blank=True)
     email = models.EmailField(blank=True)
@@ -53,7 +54,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "username"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         constraints = [

@@ -1,10 +1,12 @@
+from typing import cast
+
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, User
 from accounts.services import record_event
 from passkeys.selectors import passkeys_of
 from portal.client_info import ClientInfo
@@ -18,7 +20,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def account_page(request: HttpRequest) -> HttpResponse:
-    user = request.user
+    user = cast(User, request.user)
     return render(request, "accounts/account.html", {"passkeys": passkeys_of(user=user)})
 
 

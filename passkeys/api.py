@@ -12,15 +12,15 @@ from rest_framework.views import APIView
 from accounts.serializers import UsernameField, UserSummary
 from accounts.services import issue_token
 from passkeys import services
-from passkeys.serializers import CredentialField, PasskeyOutput
+from passkeys.serializers import CeremonyIdField, CredentialField, PasskeyOutput
 from portal.client_info import ClientInfo
 from portal.throttling import AuthRateThrottle
 from portal.validators import reject_control_characters
 
 
 class CeremonyOutput(serializers.Serializer[Any]):
-    ceremony_id = serializers.UUIDField()
-    publicKey = serializers.DictField()  # noqa: N815 - the WebAuthn JSON name
+    ceremony_id = CeremonyIdField()
+    publicKey = serializers.DictField()
 
 
 def ceremony_response(result: services.CeremonyOptions) -> Response:
@@ -62,7 +62,7 @@ class RegisterOptionsApi(CeremonyAPIView):
 
 class RegisterVerifyApi(CeremonyAPIView):
     class InputSerializer(serializers.Serializer[Any]):
-        ceremony_id = serializers.UUIDField()
+        ceremony_id = CeremonyIdField()
         credential = CredentialField()
         passkey_name = serializers.CharField(
             max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
@@ -107,7 +107,7 @@ class LoginOptionsApi(CeremonyAPIView):
 
 class LoginVerifyApi(CeremonyAPIView):
     class InputSerializer(serializers.Serializer[Any]):
-        ceremony_id = serializers.UUIDField()
+        ceremony_id = CeremonyIdField()
         credential = CredentialField()
 
     class OutputSerializer(serializers.Serializer[Any]):

@@ -34,7 +34,7 @@ class Passkey(models.Model):
 
 
 class Ceremony(models.Model):
-    """A pending WebAuthn ceremony: its challenge lives here, not in a cookie, so API clients work."""
+    """A pending WebAuthn ceremony, kept server-side (not in a cookie) so API clients work."""
 
     class Purpose(models.TextChoices):
         REGISTRATION = "registration"

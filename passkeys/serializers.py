@@ -19,6 +19,15 @@ class CredentialField(serializers.JSONField):
         return data
 
 
+class CeremonyIdField(serializers.UUIDField):
+    """A ceremony id as the options response gave it: a UUID string (DRF would also take ints)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class PasskeyOutput(serializers.ModelSerializer[Passkey]):
     device_type = serializers.CharField(read_only=True)
 

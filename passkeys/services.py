@@ -4,8 +4,8 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -31,10 +31,12 @@ class CeremonyOptions:
 
 
 def _new_ceremony(*, purpose: str, **fields: Any) -> Ceremony:
+    now = timezone.now()
     return Ceremony.objects.create(
         purpose=purpose,
         challenge=secrets.token_bytes(CHALLENGE_BYTES),
-        expires_at=timezone.now() + settings.PORTAL_CEREMONY_TTL,
+        created_at=now,
+        expires_at=now + settings.PORTAL_CEREMONY_TTL,
         **fields,
     )
 

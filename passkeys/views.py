@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from passkeys import services
-from passkeys.serializers import CredentialField
+from passkeys.serializers import CeremonyIdField, CredentialField
 from portal.client_info import ClientInfo
 from portal.csrf import CsrfProtected
 from portal.throttling import AuthRateThrottle
@@ -52,7 +52,7 @@ class PageVerifyView(APIView):
 
 class SignupVerifyView(PageVerifyView):
     class InputSerializer(serializers.Serializer[Any]):
-        ceremony_id = serializers.UUIDField()
+        ceremony_id = CeremonyIdField()
         credential = CredentialField()
         passkey_name = serializers.CharField(
             max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
@@ -72,7 +72,7 @@ class SignupVerifyView(PageVerifyView):
 
 class LoginVerifyView(PageVerifyView):
     class InputSerializer(serializers.Serializer[Any]):
-        ceremony_id = serializers.UUIDField()
+        ceremony_id = CeremonyIdField()
         credential = CredentialField()
 
     def post(self, request: Request) -> Response:

@@ -29,7 +29,7 @@ from webauthn.helpers import (
     parse_authenticator_data,
     parse_registration_credential_json,
 )
-from webauthn.helpers.cose import COSEAlgorithmIdentifier, COSECRV
+from webauthn.helpers.cose import COSECRV, COSEAlgorithmIdentifier
 from webauthn.helpers.decode_credential_public_key import (
     DecodedEC2PublicKey,
     decode_credential_public_key,
@@ -118,7 +118,7 @@ def registration_options(
     exclude: list[CredentialDescriptor],
     hints: list[str] | None = None,
 ) -> dict[str, Any]:
-    """PublicKeyCredentialCreationOptionsJSON for a new discoverable, user-verified ES256 passkey."""
+    """PublicKeyCredentialCreationOptionsJSON for a discoverable, user-verified ES256 passkey."""
     options = generate_registration_options(
         rp_id=settings.PORTAL_RP_ID,
         rp_name=settings.PORTAL_RP_NAME,
@@ -224,11 +224,14 @@ def _check_client_data(client_data_json: bytes, *, expected_type: str, challenge
         )
 
 
-def _check_authenticator_data(authenticator_data: bytes) -> AuthenticatorData:
+def _parse_authenticator_data(authenticator_data: bytes) -> AuthenticatorData:
     try:
-        parsed = parse_authenticator_data(authenticator_data)
+        return parse_authenticator_data(authenticator_data)
     except _PARSE_ERRORS as exc:
         raise _malformed("authenticatorData is unreadable") from exc
+
+
+def _check_authenticator_data(parsed: AuthenticatorData) -> None:
     expected_rp_id_hash = hashlib.sha256(settings.PORTAL_RP_ID.encode()).digest()
     if parsed.rp_id_hash != expected_rp_id_hash:
         raise WebAuthnRefused("rp_id_mismatch", "The credential belongs to another site.")
@@ -240,7 +243,6 @@ def _check_authenticator_data(authenticator_data: bytes) -> AuthenticatorData:
         )
     if parsed.flags.bs and not parsed.flags.be:
         raise _malformed("backed up but not backup eligible")
-    return parsed
 
 
 # --- ceremonies ------------------------------------------------------------------------------
@@ -254,12 +256,10 @@ def verify_registration(
         credential.response.client_data_json, expected_type="webauthn.create", challenge=challenge
     )
     try:
-        authenticator_data = parse_attestation_object(
-            credential.response.attestation_object
-        ).auth_data
+        parsed = parse_attestation_object(credential.response.attestation_object).auth_data
     except _PARSE_ERRORS as exc:
         raise _malformed("attestationObject is unreadable") from exc
-    parsed = _check_authenticator_data(authenticator_data)
+    _check_authenticator_data(parsed)
     attested = parsed.attested_credential_data
     if attested is None:
         raise _malformed("attestationObject holds no credential")
@@ -299,7 +299,7 @@ def _check_public_key(cose_key: bytes) -> None:
     if (
         not isinstance(public_key, DecodedEC2PublicKey)
         or public_key.alg != COSEAlgorithmIdentifier.ECDSA_SHA_256
-        or public_key.crv != COSECRV.P_256
+        or public_key.crv != COSECRV.P256
     ):
         raise WebAuthnRefused("unsupported_algorithm", "Only P-256 (ES256) passkeys are accepted.")
 
@@ -314,7 +314,8 @@ def verify_assertion(
     """§7.2: check an assertion by a known credential against the challenge the portal issued."""
     response = credential.response
     _check_client_data(response.client_data_json, expected_type="webauthn.get", challenge=challenge)
-    parsed = _check_authenticator_data(response.authenticator_data)
+    parsed = _parse_authenticator_data(response.authenticator_data)
+    _check_authenticator_data(parsed)
     try:
         # The counter is checked below, so that a clone is told apart from a bad signature.
         verify_authentication_response(

@@ -14,7 +14,7 @@ def _ensure_filesystem_broker_folders() -> None:
 
     if settings.CELERY_BROKER_URL == "filesystem://":
         for key in ("data_folder_in", "processed_folder"):
-            os.makedirs(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key], exist_ok=True)
+            os.makedirs(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]), exist_ok=True)
 
 
 @app.on_after_configure.connect

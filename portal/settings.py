@@ -37,6 +37,33 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 # --- Chain -----------------------------------------------------------------------------------
 CHAIN_RPC_URL = env.str("CHAIN_RPC_URL", default="http://127.0.0.1:8545")
 CHAIN_ID = env.int("CHAIN_ID", default=31337)
+# anvil's well-known development keys (accounts 0 and 1): defaults only on anvil's chain id.
+_ANVIL_DEV_KEYS = {
+    "CHAIN_DEPLOYER_KEY": "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "CHAIN_SPONSOR_KEY": "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+}
+_on_anvil = CHAIN_ID == 31337
+CHAIN_DEPLOYER_KEY = env.str(
+    "CHAIN_DEPLOYER_KEY", default=_ANVIL_DEV_KEYS["CHAIN_DEPLOYER_KEY"] if _on_anvil else ""
+)
+CHAIN_SPONSOR_KEY = env.str(
+    "CHAIN_SPONSOR_KEY", default=_ANVIL_DEV_KEYS["CHAIN_SPONSOR_KEY"] if _on_anvil else ""
+)
+for _name in ("CHAIN_DEPLOYER_KEY", "CHAIN_SPONSOR_KEY"):
+    if not globals()[_name]:
+        raise ImproperlyConfigured(f"{_name} must be set when CHAIN_ID is not anvil's (31337).")
+    if not _on_anvil and globals()[_name] in _ANVIL_DEV_KEYS.values():
+        raise ImproperlyConfigured(
+            f"{_name} is a public anvil key; set a real one for CHAIN_ID {CHAIN_ID}."
+        )
+# An EntryPoint v0.8 already on the chain; empty: deploycontracts deploys one.
+CHAIN_ENTRYPOINT_ADDRESS = env.str("CHAIN_ENTRYPOINT_ADDRESS", default="")
+# deploycontracts tops the paymaster's EntryPoint deposit up to this amount (wei).
+CHAIN_PAYMASTER_DEPOSIT_WEI = env.int("CHAIN_PAYMASTER_DEPOSIT_WEI", default=10**19)
+CHAIN_DEPLOYMENTS_DIR = VAR_DIR / "deployments"
+# `manage.py devchain`: anvil's state file and how often it is dumped (seconds).
+CHAIN_DEVCHAIN_STATE = VAR_DIR / "anvil" / "state.json"
+CHAIN_DEVCHAIN_DUMP_INTERVAL = env.int("CHAIN_DEVCHAIN_DUMP_INTERVAL", default=30)
 
 # --- Django ----------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -162,9 +189,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "portal.openapi.PortalAutoSchema",
     "EXCEPTION_HANDLER": "portal.api_errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"auth": PORTAL_AUTH_RATE},
     "NUM_PROXIES": PORTAL_NUM_PROXIES or None,
     "UNAUTHENTICATED_USER": None,
 }

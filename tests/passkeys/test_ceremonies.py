@@ -1,0 +1,150 @@
+"""Ceremonies live server-side: single use, five minutes, never two successful verifies."""
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from passkeys.models import Ceremony
+from passkeys.services import purge_stale_ceremonies
+from tests.support.authenticator import SoftAuthenticator
+
+Options = Callable[..., dict[str, Any]]
+
+
+def register_options(api_client: APIClient, username: str = "alice") -> dict[str, Any]:
+    return dict(
+        api_client.post(
+            "/api/v1/auth/register/options", {"username": username}, format="json"
+        ).json()
+    )
+
+
+@pytest.mark.django_db
+def test_ceremony_expires_after_five_minutes(
+    api_client: APIClient, authenticator: SoftAuthenticator
+) -> None:
+    options = register_options(api_client)
+    ceremony = Ceremony.objects.get(ceremony_id=options["ceremony_id"])
+    assert ceremony.expires_at - ceremony.created_at == timedelta(minutes=5)
+    Ceremony.objects.filter(pk=ceremony.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = api_client.post(
+        "/api/v1/auth/register/verify",
+        {
+            "ceremony_id": options["ceremony_id"],
+            "credential": authenticator.create(options["publicKey"]),
+        },
+        format="json",
+    )
+
+    assert response.status_code == 410
+    assert response.json()["code"] == "ceremony_expired"
+    assert not User.objects.exists()
+
+
+@pytest.mark.django_db
+def test_ceremony_cannot_be_used_twice(
+    api_client: APIClient, authenticator: SoftAuthenticator, sign_up: Any, login_options: Options
+) -> None:
+    sign_up("alice")
+    options = login_options()
+    credential = authenticator.get(options["publicKey"])
+    body = {"ceremony_id": options["ceremony_id"], "credential": credential}
+    assert api_client.post("/api/v1/auth/login/verify", body, format="json").status_code == 200
+
+    replay = api_client.post("/api/v1/auth/login/verify", body, format="json")
+
+    assert replay.status_code == 409
+    assert replay.json()["code"] == "ceremony_used"
+
+
+@pytest.mark.django_db
+def test_a_failed_verify_uses_up_the_ceremony(
+    api_client: APIClient, authenticator: SoftAuthenticator, sign_up: Any, login_options: Options
+) -> None:
+    sign_up("alice")
+    options = login_options()
+    bad = authenticator.get(options["publicKey"], tamper_signature=True)
+    good = authenticator.get(options["publicKey"])
+    url = "/api/v1/auth/login/verify"
+    api_client.post(url, {"ceremony_id": options["ceremony_id"], "credential": bad}, format="json")
+
+    retry = api_client.post(
+        url, {"ceremony_id": options["ceremony_id"], "credential": good}, format="json"
+    )
+
+    assert retry.json()["code"] == "ceremony_used"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "ceremony_id", ["00000000-0000-0000-0000-000000000000", "registration-ceremony"]
+)
+def test_unknown_or_other_purpose_ceremony_is_not_found(
+    api_client: APIClient, authenticator: SoftAuthenticator, sign_up: Any, ceremony_id: str
+) -> None:
+    sign_up("alice")
+    registration = register_options(api_client, "bob")
+    if ceremony_id == "registration-ceremony":
+        ceremony_id = registration["ceremony_id"]
+    credential = authenticator.get({"challenge": registration["publicKey"]["challenge"]})
+
+    response = api_client.post(
+        "/api/v1/auth/login/verify",
+        {"ceremony_id": ceremony_id, "credential": credential},
+        format="json",
+    )
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "ceremony_not_found"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_verifies_of_one_ceremony_only_one_wins(
+    authenticator: SoftAuthenticator,
+) -> None:
+    """Two requests race with the same valid credential; exactly one gets a token."""
+    client = APIClient(REMOTE_ADDR="203.0.113.7")
+    options = register_options(client)
+    credential = authenticator.create(options["publicKey"])
+    body = {"ceremony_id": options["ceremony_id"], "credential": credential}
+    start = threading.Barrier(4)
+    results: list[int] = []
+
+    def attempt() -> None:
+        try:
+            start.wait()
+            response = APIClient(REMOTE_ADDR="203.0.113.8").post(
+                "/api/v1/auth/register/verify", body, format="json"
+            )
+            results.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == [201, 409, 409, 409]
+    assert User.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_stale_ceremonies_are_purged(api_client: APIClient) -> None:
+    old = register_options(api_client, "alice")
+    register_options(api_client, "bob")
+    Ceremony.objects.filter(ceremony_id=old["ceremony_id"]).update(
+        expires_at=timezone.now() - timedelta(days=2)
+    )
+
+    assert purge_stale_ceremonies() == 1
+    assert list(Ceremony.objects.values_list("username", flat=True)) == ["bob"]
