@@ -2,8 +2,8 @@
 
 The portal's own contracts are every `chain/contracts/*.sol`; the EntryPoint and the reference
 SimpleAccount come from `@account-abstraction/contracts` in node_modules. Each contract gets one
-artifact, `chain/contracts/build/<Name>.json`, holding its ABI, creation and runtime bytecode and the
-compiler version and settings that produced them.
+artifact, `chain/contracts/build/<Name>.json`, holding its ABI, creation and runtime bytecode
+and the compiler version and settings that produced them.
 """
 
 from __future__ import annotations
