@@ -79,7 +79,7 @@ def rpc(url: str, method: str, params: Sequence[object] = (), timeout: float = 1
     with urlopen(request, timeout=timeout) as response:  # noqa: S310
         body = json.loads(response.read())
     if "error" in body:
-        raise AnvilError(f"{method}: {body['error']}")
+        raise AnvilError(f"{method}: {body['error']}", body["error"])
     return body["result"]
 
 

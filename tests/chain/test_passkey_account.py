@@ -1,0 +1,437 @@
+"""The passkey account on a real anvil: deployment, sponsored operations, every refusal."""
+
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from eth_abi import decode
+from eth_utils import keccak, to_checksum_address
+from web3.logs import DISCARD
+
+from chain import userops
+from chain.client import TransactionFailed
+from chain.devkit import ANVIL_KEYS, FLAG_UP, FLAG_UV, Harness, SoftwarePasskey
+from chain.passkey_signatures import P256_N
+from chain.userops import PackedUserOperation
+from tests.chain.conftest import ORIGIN
+
+pytestmark = pytest.mark.chain
+
+RECIPIENT = "0x000000000000000000000000000000000000bEEF"
+
+
+def selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
+
+
+def fund(harness: Harness, address: str, wei: int) -> None:
+    harness.sender.send(to=address, value=wei)
+
+
+@pytest.fixture
+def account(harness: Harness, passkey: SoftwarePasskey) -> str:
+    address, _ = harness.deploy_account(passkey)
+    fund(harness, address, 1_000)
+    return address
+
+
+def transfer_op(
+    harness: Harness, account: str, *, value: int = 1, **build: Any
+) -> PackedUserOperation:
+    return harness.build(account, userops.execute_call_data(target=RECIPIENT, value=value), **build)
+
+
+def balance(harness: Harness, address: str) -> int:
+    return int(harness.w3.eth.get_balance(to_checksum_address(address)))
+
+
+def deposit(harness: Harness) -> int:
+    return int(harness.entry_point.functions.balanceOf(harness.paymaster.address).call())
+
+
+# --------------------------------------------------------------------------- deployment & hashing
+
+
+def test_account_is_deployed_with_the_passkey_for_its_origin(
+    harness: Harness, passkey: SoftwarePasskey
+) -> None:
+    salt = os.urandom(32)
+    init_data = harness.account_init_data(passkey)
+    predicted = userops.predict_account_address(
+        factory=harness.factory.address,
+        implementation=harness.addresses["ModularSmartAccount"],
+        deployer=harness.relayer.address,
+        salt=salt,
+        init_data=init_data,
+    )
+    address, receipt = harness.deploy_account(passkey, salt=salt)
+    assert address == predicted
+    created = harness.factory.events.AccountDeployed().process_receipt(receipt, errors=DISCARD)
+    assert created[0]["args"]["account"] == address and created[0]["args"]["salt"] == salt
+    passkey_created = harness.validator.events.PasskeyCreated().process_receipt(
+        receipt, errors=DISCARD
+    )
+    assert passkey_created[0]["args"]["keyOwner"] == address
+    assert passkey_created[0]["args"]["domain"] == ORIGIN
+    assert passkey_created[0]["args"]["credentialId"] == passkey.credential_id
+
+    account = harness.account(address)
+    assert account.functions.isModuleInstalled(1, harness.validator.address, b"").call()
+    assert account.functions.entryPoint().call() == harness.entry_point.address
+    key = harness.validator.functions.getAccountKey(ORIGIN, passkey.credential_id, address).call()
+    assert [int.from_bytes(k, "big") for k in key] == list(passkey.public_key)
+    assert harness.validator.functions.getAccountList(ORIGIN, passkey.credential_id).call() == [
+        address
+    ]
+    # A second initialisation is refused.
+    with pytest.raises(TransactionFailed):
+        harness.sender.send(to=address, data=init_data, gas=300_000)
+
+
+def test_user_operation_hash_matches_the_entry_point(harness: Harness, account: str) -> None:
+    op = harness.sponsor(transfer_op(harness, account, nonce=userops.nonce(key=7, sequence=3)))
+    op = op.with_changes(init_code=b"\x12" * 40, signature=b"ignored")
+    expected = harness.entry_point.functions.getUserOpHash(op.as_tuple()).call()
+    assert harness.op_hash(op) == expected
+
+
+def test_sponsor_hash_matches_the_paymaster(harness: Harness, account: str) -> None:
+    op = harness.sponsor(transfer_op(harness, account), valid_until=123456, valid_after=42)
+    expected = harness.paymaster.functions.getHash(op.as_tuple(), 123456, 42).call()
+    assert (
+        userops.sponsor_hash(
+            op,
+            paymaster=harness.paymaster.address,
+            chain_id=harness.chain_id,
+            valid_until=123456,
+            valid_after=42,
+        )
+        == expected
+    )
+
+
+# --------------------------------------------------------------------------- accepted operations
+
+
+def test_passkey_signed_operation_executes_with_gas_paid_by_the_paymaster(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    deposit_before = deposit(harness)
+    op, _ = harness.sign(harness.sponsor(transfer_op(harness, account, value=1)), passkey)
+    assert harness.simulate_failure(op) is None
+    receipt = harness.submit(op)
+
+    events = harness.entry_point.events.UserOperationEvent().process_receipt(
+        receipt, errors=DISCARD
+    )
+    assert events[0]["args"]["success"] is True
+    assert events[0]["args"]["paymaster"] == harness.paymaster.address
+    assert balance(harness, RECIPIENT) == 1
+    assert balance(harness, account) == 999  # the transfer only: no gas from the account
+    assert deposit(harness) == deposit_before - events[0]["args"]["actualGasCost"]
+    assert harness.next_nonce(account) == 1
+
+
+def test_operation_without_paymaster_is_paid_by_the_account(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    fund(harness, account, 10**17)
+    before = balance(harness, account)
+    op, _ = harness.sign(transfer_op(harness, account, value=1), passkey)
+    receipt = harness.submit(op)
+    event = harness.entry_point.events.UserOperationEvent().process_receipt(
+        receipt, errors=DISCARD
+    )[0]["args"]
+    assert event["success"] and event["paymaster"] == "0x" + "0" * 40
+    # The account prefunds the maximum cost; the EntryPoint keeps the unused part as its deposit.
+    account_deposit = int(harness.entry_point.functions.balanceOf(account).call())
+    assert balance(harness, account) + account_deposit == before - 1 - event["actualGasCost"]
+
+
+def test_first_operation_deploys_the_account_through_init_code(
+    harness: Harness, passkey: SoftwarePasskey
+) -> None:
+    salt = os.urandom(32)
+    init_data = harness.account_init_data(passkey)
+    sender_creator = harness.entry_point.functions.senderCreator().call()
+    address = harness.factory.functions.predictAccountAddress(
+        sender_creator, salt, init_data
+    ).call()
+    init_code = userops.deploy_account_init_code(
+        factory=harness.factory.address, salt=salt, init_data=init_data
+    )
+    op = harness.build(
+        address, userops.execute_call_data(target=RECIPIENT), init_code=init_code, nonce=0
+    )
+    op, _ = harness.sign(harness.sponsor(op), passkey)
+    receipt = harness.submit(op)
+    assert (
+        harness.entry_point.events.AccountDeployed().process_receipt(receipt, errors=DISCARD)[0][
+            "args"
+        ]["sender"]
+        == address
+    )
+    assert harness.entry_point.events.UserOperationEvent().process_receipt(receipt, errors=DISCARD)[
+        0
+    ]["args"]["success"]
+    assert harness.w3.eth.get_code(address)
+
+
+def test_passkey_adds_another_passkey_which_can_then_sign(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    phone = SoftwarePasskey(origin=ORIGIN)
+    call = harness.validator.encode_abi(
+        "addValidationKey",
+        args=[phone.credential_id, [k.to_bytes(32, "big") for k in phone.public_key], ORIGIN],
+    )
+    add = userops.execute_call_data(target=harness.validator.address, data=bytes.fromhex(call[2:]))
+    op, _ = harness.sign(harness.sponsor(harness.build(account, add)), passkey)
+    receipt = harness.submit(op)
+    assert (
+        harness.validator.events.PasskeyCreated().process_receipt(receipt, errors=DISCARD)[0][
+            "args"
+        ]["keyOwner"]
+        == account
+    )
+
+    op, _ = harness.sign(harness.sponsor(transfer_op(harness, account)), phone)
+    assert harness.simulate_failure(op) is None
+    harness.submit(op)
+    assert balance(harness, RECIPIENT) == 1
+
+
+def test_high_s_from_the_authenticator_is_normalised_and_accepted(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = harness.sponsor(transfer_op(harness, account))
+    op, signature = harness.sign(op, passkey, high_s=True)
+    assert signature.was_high_s
+    assert harness.simulate_failure(op) is None
+
+
+def test_extra_client_data_members_and_absent_cross_origin_are_accepted(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = harness.sponsor(transfer_op(harness, account))
+    challenge = harness.op_hash(op)
+    assertion = passkey.assertion(challenge, cross_origin=None)
+    # Chrome may add members; members may come in any order, with nested values.
+    assertion.client_data_json = (
+        b'{"other_keys_can_be_added_here":"do not compare clientDataJSON against a template",'
+        b'"tokenBinding":{"status":"present","id":["x",{"y":"}"}]},'
+        + assertion.client_data_json[1:]
+    )
+    # Re-sign the modified client data.
+
+    message = assertion.authenticator_data + hashlib.sha256(assertion.client_data_json).digest()
+    assertion.signature_der = passkey.private_key.sign(message, ec.ECDSA(hashes.SHA256()))
+    op = op.with_changes(signature=harness.encode(assertion).encoded)
+    assert harness.simulate_failure(op) is None
+
+
+def test_erc1271_signature_is_bound_to_the_account(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    other, _ = harness.deploy_account(passkey)
+    message_hash = keccak(text="hello")
+    digest = harness.account(account).functions.replaySafeHash(message_hash).call()
+    signature = harness.encode(passkey.assertion(digest)).encoded
+    assert harness.account(account).functions.isValidSignature(
+        message_hash, signature
+    ).call() == bytes.fromhex("1626ba7e")
+    assert harness.account(other).functions.isValidSignature(
+        message_hash, signature
+    ).call() == bytes.fromhex("ffffffff")
+
+
+# --------------------------------------------------------------------------- refusals
+
+SIGNATURE_ERROR = "AA24 signature error"
+VALIDATION_REVERTED = "AA23 reverted"
+INVALID_CLIENT_DATA = selector("InvalidClientData(string)")
+INVALID_FLAGS = selector("InvalidAuthDataFlags(bytes1)")
+
+
+def refused_on_chain(harness: Harness, op: PackedUserOperation) -> tuple[str, bytes]:
+    """Submit the operation for real and check it reverted with nothing moved; return the reason."""
+    failure = harness.simulate_failure(op)
+    assert failure is not None, "the operation would have been accepted"
+    recipient_before = balance(harness, RECIPIENT)
+    receipt = harness.submit(op, gas=3_000_000, check=False)
+    assert receipt["status"] == 0
+    assert balance(harness, RECIPIENT) == recipient_before
+    return failure.reason, failure.inner
+
+
+def signed_transfer(
+    harness: Harness, account: str, passkey: SoftwarePasskey, **options: Any
+) -> PackedUserOperation:
+    op, _ = harness.sign(harness.sponsor(transfer_op(harness, account)), passkey, **options)
+    return op
+
+
+def test_refuses_a_signature_over_another_challenge(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = harness.sponsor(transfer_op(harness, account))
+    assertion = passkey.assertion(keccak(text="some other operation"))
+    op = op.with_changes(signature=harness.encode(assertion).encoded)
+    assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
+
+
+def test_refuses_another_origin(harness: Harness, passkey: SoftwarePasskey, account: str) -> None:
+    op = signed_transfer(harness, account, passkey, origin="https://evil.example")
+    assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
+
+
+def test_refuses_cross_origin_true(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = signed_transfer(harness, account, passkey, cross_origin=True)
+    reason, inner = refused_on_chain(harness, op)
+    assert reason == VALIDATION_REVERTED
+    assert inner[:4] == INVALID_CLIENT_DATA and decode(["string"], inner[4:]) == ("crossOrigin",)
+
+
+@pytest.mark.parametrize(
+    "flags", [FLAG_UV, FLAG_UP], ids=["user-presence-missing", "user-verification-missing"]
+)
+def test_refuses_missing_flags(
+    harness: Harness, passkey: SoftwarePasskey, account: str, flags: int
+) -> None:
+    op = signed_transfer(harness, account, passkey, flags=flags)
+    reason, inner = refused_on_chain(harness, op)
+    assert reason == VALIDATION_REVERTED
+    assert inner[:4] == INVALID_FLAGS
+
+
+def test_refuses_the_wrong_type(harness: Harness, passkey: SoftwarePasskey, account: str) -> None:
+    op = signed_transfer(harness, account, passkey, type_="webauthn.create")
+    reason, inner = refused_on_chain(harness, op)
+    assert reason == VALIDATION_REVERTED
+    assert inner[:4] == INVALID_CLIENT_DATA and decode(["string"], inner[4:]) == ("type",)
+
+
+def test_refuses_high_s(harness: Harness, passkey: SoftwarePasskey, account: str) -> None:
+    op, signature = harness.sign(harness.sponsor(transfer_op(harness, account)), passkey)
+    # Put the malleable twin (r, N - s) on chain, bypassing the encoder's normalisation.
+    high = signature.__class__(**{**signature.__dict__, "s": P256_N - signature.s})
+    assert high.s > P256_N // 2
+    op = op.with_changes(signature=high.encoded)
+    assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
+
+
+def test_refuses_another_accounts_passkey(harness: Harness, account: str) -> None:
+    stranger = SoftwarePasskey(origin=ORIGIN)
+    harness.deploy_account(stranger)
+    op = signed_transfer(harness, account, stranger)
+    assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
+
+
+def test_refuses_a_removed_passkey(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    # A second passkey removes the first one, through a user operation.
+    laptop = SoftwarePasskey(origin=ORIGIN)
+    add = harness.validator.encode_abi(
+        "addValidationKey",
+        args=[laptop.credential_id, [k.to_bytes(32, "big") for k in laptop.public_key], ORIGIN],
+    )
+    remove = harness.validator.encode_abi(
+        "removeValidationKey", args=[passkey.credential_id, ORIGIN]
+    )
+    calls = [
+        userops.Call(target=harness.validator.address, data=bytes.fromhex(add[2:])),
+        userops.Call(target=harness.validator.address, data=bytes.fromhex(remove[2:])),
+    ]
+    op, _ = harness.sign(
+        harness.sponsor(harness.build(account, userops.execute_batch_call_data(calls=calls))),
+        passkey,
+    )
+    receipt = harness.submit(op)
+    removed = harness.validator.events.PasskeyRemoved().process_receipt(receipt, errors=DISCARD)
+    assert removed[0]["args"]["credentialId"] == passkey.credential_id
+    assert harness.validator.functions.getAccountList(ORIGIN, passkey.credential_id).call() == []
+
+    assert refused_on_chain(harness, signed_transfer(harness, account, passkey)) == (
+        SIGNATURE_ERROR,
+        b"",
+    )
+    assert harness.simulate_failure(signed_transfer(harness, account, laptop)) is None
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda sig: (
+            sig[:-40] + bytes([sig[-40] ^ 1]) + sig[-39:]
+        ),  # inside the credential id / r, s area
+        lambda sig: (
+            sig[:200] + bytes([sig[200] ^ 0x20]) + sig[201:]
+        ),  # inside authenticatorData/clientData
+    ],
+    ids=["credential-or-rs", "signed-data"],
+)
+def test_refuses_a_tampered_signature(
+    harness: Harness, passkey: SoftwarePasskey, account: str, tamper: Callable[[bytes], bytes]
+) -> None:
+    op = signed_transfer(harness, account, passkey)
+    op = op.with_changes(signature=tamper(op.signature))
+    reason, _ = refused_on_chain(harness, op)
+    assert reason in (SIGNATURE_ERROR, VALIDATION_REVERTED)
+
+
+def test_refuses_a_tampered_operation(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = signed_transfer(harness, account, passkey)
+    tampered = op.with_changes(call_data=userops.execute_call_data(target=RECIPIENT, value=2))
+    reason, _ = refused_on_chain(harness, tampered)
+    assert reason.startswith("AA")  # the sponsor's or the passkey's signature no longer matches
+
+
+def test_refuses_an_operation_the_sponsor_did_not_sign(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = harness.sponsor(transfer_op(harness, account), sponsor_key=ANVIL_KEYS[3])
+    op, _ = harness.sign(op, passkey)
+    assert refused_on_chain(harness, op) == ("AA34 signature error", b"")
+
+
+def test_refuses_an_expired_sponsor_window(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = harness.sponsor(transfer_op(harness, account), valid_until=harness.now() - 1)
+    op, _ = harness.sign(op, passkey)
+    assert refused_on_chain(harness, op) == ("AA32 paymaster expired or not due", b"")
+
+
+def test_refuses_a_sponsor_window_not_yet_open(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = harness.sponsor(transfer_op(harness, account), valid_after=harness.now() + 3600)
+    op, _ = harness.sign(op, passkey)
+    assert refused_on_chain(harness, op) == ("AA32 paymaster expired or not due", b"")
+
+
+def test_refuses_a_replayed_operation(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = signed_transfer(harness, account, passkey)
+    harness.submit(op)
+    assert balance(harness, RECIPIENT) == 1
+    assert refused_on_chain(harness, op) == ("AA25 invalid account nonce", b"")
+    assert balance(harness, RECIPIENT) == 1
+
+
+def test_refuses_an_unknown_validator(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = signed_transfer(harness, account, passkey)
+    op = op.with_changes(signature=bytes.fromhex(RECIPIENT[2:]) + op.signature[20:])
+    assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
