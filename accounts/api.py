@@ -1,12 +1,16 @@
-from typing import cast
+from typing import Any, cast
 
-from drf_spectacular.utils import extend_schema
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts.models import AuditEvent, User
+from accounts.selectors import account_resilience, activity_of
 from accounts.services import revoke_token
 from portal.client_info import ClientInfo
 
@@ -18,12 +22,45 @@ class LogoutApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ResilienceOutput(serializers.Serializer[Any]):
+    level = serializers.ChoiceField(choices=["ok", "at_risk"])
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
 class MeApi(APIView):
     class OutputSerializer(serializers.ModelSerializer[User]):
+        resilience = serializers.SerializerMethodField()
+
         class Meta:
             model = User
-            fields = ["id", "username", "display_name", "email", "date_joined"]
+            fields = ["id", "username", "display_name", "email", "date_joined", "resilience"]
+
+        @extend_schema_field(ResilienceOutput)
+        def get_resilience(self, user: User) -> dict[str, object]:
+            return account_resilience(user=user)
 
     @extend_schema(responses={200: OutputSerializer}, operation_id="me")
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(cast(User, request.user)).data)
+
+
+class ActivityPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class ActivityApi(ListAPIView):  # type: ignore[type-arg]
+    """The signed-in user's own security events, newest first."""
+
+    pagination_class = ActivityPagination
+
+    class OutputSerializer(serializers.ModelSerializer[AuditEvent]):
+        class Meta:
+            model = AuditEvent
+            fields = ["id", "kind", "created_at", "ip_address", "user_agent", "details"]
+
+    serializer_class = OutputSerializer
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        return activity_of(user=cast(User, self.request.user))

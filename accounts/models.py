@@ -78,8 +78,14 @@ class AuditEvent(models.Model):
         SIGNUP = "signup", "Signed up"
         LOGIN_SUCCEEDED = "login_succeeded", "Signed in"
         LOGIN_FAILED = "login_failed", "Sign-in refused"
+        REAUTHENTICATED = "reauthenticated", "Confirmed with a passkey"
+        PASSKEY_ADDED = "passkey_added", "Passkey added"
+        PASSKEY_RENAMED = "passkey_renamed", "Passkey renamed"
+        PASSKEY_DELETED = "passkey_deleted", "Passkey deleted"
         LOGOUT = "logout", "Signed out"
+        TOKEN_REVOKED = "token_revoked", "API token revoked"
         COUNTER_ANOMALY = "counter_anomaly", "Possible cloned authenticator"
+        STAFF_CHANGED = "staff_changed", "Admin rights changed"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
@@ -96,3 +102,18 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.user_id} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class TokenReauthentication(models.Model):
+    """When the holder of an API token last proved possession of a passkey (sudo mode).
+
+    Web sessions keep the same fact in the session; see accounts.services.mark_reauthenticated.
+    """
+
+    token = models.OneToOneField(
+        "knox.AuthToken", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    verified_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.token_id} at {self.verified_at:%Y-%m-%d %H:%M}"

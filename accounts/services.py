@@ -1,11 +1,21 @@
+import logging
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
 from knox.models import AuthToken
+from rest_framework.request import Request
 
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent, TokenReauthentication, User
+from accounts.tasks import send_security_email
 from portal.client_info import ClientInfo
+
+logger = logging.getLogger(__name__)
+
+SESSION_REAUTHENTICATED_AT = "reauthenticated_at"
 
 
 def record_event(
@@ -20,9 +30,11 @@ def record_event(
     )
 
 
+@transaction.atomic
 def issue_token(*, user: User) -> str:
-    """A new API token for one login: random, stored hashed, expiring after PORTAL_TOKEN_TTL."""
-    _, token = AuthToken.objects.create(user=user, expiry=settings.PORTAL_TOKEN_TTL)
+    """A new API token for a login that has just verified a passkey (so it starts out fresh)."""
+    instance, token = AuthToken.objects.create(user=user, expiry=settings.PORTAL_TOKEN_TTL)
+    TokenReauthentication.objects.create(token=instance, verified_at=timezone.now())
     return token
 
 
@@ -30,4 +42,57 @@ def issue_token(*, user: User) -> str:
 def revoke_token(*, token: AuthToken, client: ClientInfo) -> None:
     user = token.user
     token.delete()
-    record_event(kind=AuditEvent.Kind.LOGOUT, user=user, client=client, via="api")
+    record_event(kind=AuditEvent.Kind.TOKEN_REVOKED, user=user, client=client, via="api")
+
+
+# --- re-authentication ("sudo mode") ---------------------------------------------------------
+
+
+def mark_reauthenticated(*, request: HttpRequest | Request) -> datetime:
+    """Record a passkey assertion by the user behind this request's token or session."""
+    now = timezone.now()
+    token = getattr(request, "auth", None)
+    if isinstance(token, AuthToken):
+        TokenReauthentication.objects.update_or_create(token=token, defaults={"verified_at": now})
+    else:
+        request.session[SESSION_REAUTHENTICATED_AT] = now.isoformat()
+    return now + settings.PORTAL_REAUTH_WINDOW
+
+
+def reauthenticated_until(*, request: HttpRequest | Request) -> datetime | None:
+    token = getattr(request, "auth", None)
+    verified_at: datetime | None
+    if isinstance(token, AuthToken):
+        verified_at = (
+            TokenReauthentication.objects.filter(token=token)
+            .values_list("verified_at", flat=True)
+            .first()
+        )
+    else:
+        stamp = request.session.get(SESSION_REAUTHENTICATED_AT)
+        verified_at = datetime.fromisoformat(stamp) if stamp else None
+    if verified_at is None:
+        return None
+    until: datetime = verified_at + settings.PORTAL_REAUTH_WINDOW
+    return until if until > timezone.now() else None
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+def notify_user(*, user: User, subject: str, message: str) -> None:
+    """Email the user after the current transaction commits, when they have an address.
+
+    Best effort: a broker that cannot take the message is logged, and the action still stands.
+    """
+    if not user.email:
+        return
+    address = user.email
+
+    def send() -> None:
+        try:
+            send_security_email.delay(to=address, subject=subject, message=message)
+        except Exception as exc:
+            logger.warning("could not queue a security email for user %s: %s", user.pk, exc)
+
+    transaction.on_commit(send)

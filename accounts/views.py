@@ -2,13 +2,15 @@ from typing import cast
 
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import AuditEvent, User
+from accounts.selectors import account_resilience, activity_of
 from accounts.services import record_event
-from passkeys.selectors import passkeys_of
+from passkeys.selectors import passkey_list
 from portal.client_info import ClientInfo
 
 
@@ -21,7 +23,23 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def account_page(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
-    return render(request, "accounts/account.html", {"passkeys": passkeys_of(user=user)})
+    return render(
+        request,
+        "accounts/account.html",
+        {"passkeys": passkey_list(user=user), "resilience": account_resilience(user=user)},
+    )
+
+
+ACTIVITY_PAGE_SIZE = 50
+
+
+@login_required
+@require_GET
+def activity_page(request: HttpRequest) -> HttpResponse:
+    events = Paginator(activity_of(user=cast(User, request.user)), ACTIVITY_PAGE_SIZE)
+    return render(
+        request, "accounts/activity.html", {"page": events.get_page(request.GET.get("page"))}
+    )
 
 
 @require_POST

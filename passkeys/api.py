@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.serializers import UsernameField, UserSummary
 from accounts.services import issue_token
 from passkeys import services
+from passkeys.selectors import with_providers
 from passkeys.serializers import CeremonyIdField, CredentialField, PasskeyOutput
 from portal.client_info import ClientInfo
 from portal.throttling import AuthRateThrottle
@@ -86,7 +87,7 @@ class RegisterVerifyApi(CeremonyAPIView):
             client=ClientInfo.from_request(request),
         )
         output = self.OutputSerializer(
-            {"token": issue_token(user=user), "user": user, "passkey": passkey}
+            {"token": issue_token(user=user), "user": user, "passkey": with_providers([passkey])[0]}
         )
         return Response(output.data, status=status.HTTP_201_CREATED)
 

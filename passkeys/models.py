@@ -22,6 +22,9 @@ class Passkey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
+    # The catalog entry for `aaguid`, attached by passkeys.selectors.with_providers.
+    provider: "AuthenticatorProvider | None" = None
+
     class Meta:
         ordering = ["created_at", "id"]
 
@@ -33,12 +36,30 @@ class Passkey(models.Model):
         return "multi_device" if self.backup_eligible else "single_device"
 
 
+class AuthenticatorProvider(models.Model):
+    """The authenticator catalog: which credential manager or security key an AAGUID names."""
+
+    aaguid = models.UUIDField(primary_key=True)
+    name = models.CharField(max_length=128)
+    icon_light = models.TextField(blank=True)
+    icon_dark = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Ceremony(models.Model):
     """A pending WebAuthn ceremony, kept server-side (not in a cookie) so API clients work."""
 
     class Purpose(models.TextChoices):
         REGISTRATION = "registration"
         AUTHENTICATION = "authentication"
+        REAUTHENTICATION = "reauthentication"
+        ADD_PASSKEY = "add_passkey"
 
     ceremony_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     purpose = models.CharField(max_length=32, choices=Purpose.choices)

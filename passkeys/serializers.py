@@ -3,7 +3,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from passkeys.models import Passkey
+from passkeys.models import AuthenticatorProvider, Passkey
+from portal.validators import reject_control_characters
 
 MAX_CREDENTIAL_JSON_BYTES = 16 * 1024
 
@@ -28,14 +29,33 @@ class CeremonyIdField(serializers.UUIDField):
         return super().to_internal_value(data)
 
 
+class ProviderOutput(serializers.ModelSerializer[AuthenticatorProvider]):
+    class Meta:
+        model = AuthenticatorProvider
+        fields = ["name", "icon_light", "icon_dark"]
+
+
+class PasskeyNameField(serializers.CharField):
+    """1 to 64 characters after trimming, no control or invisible characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            max_length=64, trim_whitespace=True, validators=[reject_control_characters], **kwargs
+        )
+
+
 class PasskeyOutput(serializers.ModelSerializer[Passkey]):
-    device_type = serializers.CharField(read_only=True)
+    """A passkey as the API shows it; pass passkeys through selectors.with_providers first."""
+
+    device_type = serializers.ChoiceField(choices=["single_device", "multi_device"], read_only=True)
+    provider = ProviderOutput(read_only=True, allow_null=True)
 
     class Meta:
         model = Passkey
         fields = [
             "id",
             "name",
+            "provider",
             "aaguid",
             "device_type",
             "backed_up",

@@ -13,9 +13,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent, User, new_user_handle
-from accounts.services import record_event
+from accounts.services import notify_user, record_event
 from passkeys import webauthn
-from passkeys.models import Ceremony, Passkey
+from passkeys.models import AuthenticatorProvider, Ceremony, Passkey
 from passkeys.selectors import credential_descriptors
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
@@ -41,16 +41,20 @@ def _new_ceremony(*, purpose: str, **fields: Any) -> Ceremony:
     )
 
 
-def consume_ceremony(*, ceremony_id: uuid.UUID, purpose: str) -> Ceremony:
-    """Mark a live ceremony used. A single UPDATE, so two concurrent verifies cannot both win."""
+def consume_ceremony(*, ceremony_id: uuid.UUID, purpose: str, user: User | None = None) -> Ceremony:
+    """Mark a live ceremony used. A single UPDATE, so two concurrent verifies cannot both win.
+
+    With `user`, only that user's ceremony counts: anyone else's is not found (and not used up).
+    """
     now = timezone.now()
-    live = Ceremony.objects.filter(
-        ceremony_id=ceremony_id, purpose=purpose, consumed_at__isnull=True, expires_at__gt=now
-    )
+    mine = Ceremony.objects.filter(ceremony_id=ceremony_id, purpose=purpose)
+    if user is not None:
+        mine = mine.filter(user=user)
+    live = mine.filter(consumed_at__isnull=True, expires_at__gt=now)
     if live.update(consumed_at=now) == 1:
         return Ceremony.objects.select_related("user").get(ceremony_id=ceremony_id)
 
-    ceremony = Ceremony.objects.filter(ceremony_id=ceremony_id, purpose=purpose).first()
+    ceremony = mine.first()
     if ceremony is None:
         raise NotFound("ceremony_not_found", "No such ceremony: start again.")
     if ceremony.consumed_at is not None:
@@ -119,13 +123,25 @@ def _ensure_credential_new(credential_id: bytes) -> None:
         raise Conflict("credential_already_registered", "This passkey is already registered.")
 
 
+def _default_passkey_name(*, user: User, aaguid: uuid.UUID | None) -> str:
+    """The provider's name when the catalog knows it ("iCloud Keychain"), else "Passkey";
+    "iCloud Keychain 2" and so on when the user already has one of that name."""
+    provider = AuthenticatorProvider.objects.filter(aaguid=aaguid).first() if aaguid else None
+    base = provider.name[:60] if provider else DEFAULT_PASSKEY_NAME
+    taken = set(Passkey.objects.filter(user=user).values_list("name", flat=True))
+    name, suffix = base, 2
+    while name in taken:
+        name, suffix = f"{base} {suffix}", suffix + 1
+    return name
+
+
 def _store_passkey(
     *, user: User, verified: webauthn.VerifiedRegistration, name: str | None
 ) -> Passkey:
     now = timezone.now()
     return Passkey.objects.create(
         user=user,
-        name=(name or "").strip() or DEFAULT_PASSKEY_NAME,
+        name=(name or "").strip() or _default_passkey_name(user=user, aaguid=verified.aaguid),
         credential_id=verified.credential_id,
         public_key=verified.public_key,
         sign_count=verified.sign_count,
@@ -247,6 +263,152 @@ def verify_passkey_assertion(
     )
     passkey.refresh_from_db()
     return passkey
+
+
+# --- re-authentication -----------------------------------------------------------------------
+
+
+def begin_reauthentication(*, user: User) -> CeremonyOptions:
+    ceremony = _new_ceremony(purpose=Ceremony.Purpose.REAUTHENTICATION, user=user)
+    options = webauthn.authentication_options(
+        challenge=bytes(ceremony.challenge), allow=credential_descriptors(user=user)
+    )
+    return CeremonyOptions(ceremony=ceremony, public_key=options)
+
+
+def complete_reauthentication(
+    *, user: User, ceremony_id: uuid.UUID, credential: dict[str, Any], client: ClientInfo
+) -> Passkey:
+    """Check that the signed-in user holds one of their passkeys right now."""
+    parsed = webauthn.parse_authentication_credential(credential)
+    ceremony = consume_ceremony(
+        ceremony_id=ceremony_id, purpose=Ceremony.Purpose.REAUTHENTICATION, user=user
+    )
+    try:
+        passkey = verify_passkey_assertion(ceremony=ceremony, credential=parsed, client=client)
+    except PortalError as exc:
+        record_event(
+            kind=AuditEvent.Kind.LOGIN_FAILED,
+            user=user,
+            client=client,
+            reason=exc.code,
+            during="reauthentication",
+        )
+        raise
+    record_event(
+        kind=AuditEvent.Kind.REAUTHENTICATED, user=user, client=client, passkey_id=passkey.pk
+    )
+    return passkey
+
+
+# --- managing passkeys -------------------------------------------------------------------------
+
+
+def begin_passkey_registration(*, user: User, hints: list[str] | None = None) -> CeremonyOptions:
+    """Options to add a passkey to a signed-in user; their passkeys are excluded."""
+    ceremony = _new_ceremony(purpose=Ceremony.Purpose.ADD_PASSKEY, user=user)
+    options = webauthn.registration_options(
+        challenge=bytes(ceremony.challenge),
+        user_handle=bytes(user.user_handle),
+        username=user.username,
+        display_name=user.display_name,
+        exclude=credential_descriptors(user=user),
+        hints=hints,
+    )
+    return CeremonyOptions(ceremony=ceremony, public_key=options)
+
+
+def complete_passkey_registration(
+    *,
+    user: User,
+    ceremony_id: uuid.UUID,
+    credential: dict[str, Any],
+    name: str | None,
+    client: ClientInfo,
+) -> Passkey:
+    parsed = webauthn.parse_registration_credential(credential)
+    ceremony = consume_ceremony(
+        ceremony_id=ceremony_id, purpose=Ceremony.Purpose.ADD_PASSKEY, user=user
+    )
+    verified = webauthn.verify_registration(credential=parsed, challenge=bytes(ceremony.challenge))
+    try:
+        with transaction.atomic():
+            _ensure_credential_new(verified.credential_id)
+            passkey = _store_passkey(user=user, verified=verified, name=name)
+            record_event(
+                kind=AuditEvent.Kind.PASSKEY_ADDED,
+                user=user,
+                client=client,
+                passkey_id=passkey.pk,
+                name=passkey.name,
+            )
+            notify_user(
+                user=user,
+                subject="A passkey was added to your account",
+                message=(
+                    f'The passkey "{passkey.name}" was added to your account {user.username}. '
+                    "If this was not you, sign in and delete it now."
+                ),
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "credential_already_registered", "This passkey is already registered."
+        ) from exc
+    return passkey
+
+
+def _own_passkey(*, user: User, passkey_id: int, lock: bool = False) -> Passkey:
+    passkeys = Passkey.objects.select_for_update() if lock else Passkey.objects.all()
+    passkey = passkeys.filter(user=user, pk=passkey_id).first()
+    if passkey is None:
+        raise NotFound("passkey_not_found", "No such passkey.")
+    return passkey
+
+
+@transaction.atomic
+def rename_passkey(*, user: User, passkey_id: int, name: str, client: ClientInfo) -> Passkey:
+    passkey = _own_passkey(user=user, passkey_id=passkey_id, lock=True)
+    old_name, passkey.name = passkey.name, name
+    passkey.save(update_fields=["name"])
+    record_event(
+        kind=AuditEvent.Kind.PASSKEY_RENAMED,
+        user=user,
+        client=client,
+        passkey_id=passkey.pk,
+        old_name=old_name,
+        name=name,
+    )
+    return passkey
+
+
+@transaction.atomic
+def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
+    """Delete one of the user's passkeys, never the last one.
+
+    The user's passkeys are locked first, so two concurrent deletions cannot leave none.
+    """
+    remaining = list(Passkey.objects.select_for_update().filter(user=user).order_by("pk"))
+    passkey = next((p for p in remaining if p.pk == passkey_id), None)
+    if passkey is None:
+        raise NotFound("passkey_not_found", "No such passkey.")
+    if len(remaining) == 1:
+        raise Conflict("last_passkey", "This is your only passkey: add another one first.")
+    passkey.delete()
+    record_event(
+        kind=AuditEvent.Kind.PASSKEY_DELETED,
+        user=user,
+        client=client,
+        passkey_id=passkey_id,
+        name=passkey.name,
+    )
+    notify_user(
+        user=user,
+        subject="A passkey was removed from your account",
+        message=(
+            f'The passkey "{passkey.name}" was removed from your account {user.username}. '
+            "If this was not you, sign in and review your passkeys now."
+        ),
+    )
 
 
 def purge_stale_ceremonies() -> int:

@@ -7,4 +7,5 @@ urlpatterns = [
     path("signup/verify", views.SignupVerifyView.as_view(), name="signup-verify"),
     path("login", views.login_page, name="login"),
     path("login/verify", views.LoginVerifyView.as_view(), name="login-verify"),
+    path("account/passkeys", views.passkeys_page, name="account-passkeys"),
 ]

@@ -4,12 +4,14 @@ The options come from the API (`/api/v1/auth/*/options`); the verify endpoints h
 services as the API's, then start a Django session instead of issuing a token.
 """
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -17,7 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
+from accounts.selectors import account_resilience
+from accounts.services import mark_reauthenticated
 from passkeys import services
+from passkeys.selectors import passkey_list
 from passkeys.serializers import CeremonyIdField, CredentialField
 from portal.client_info import ClientInfo
 from portal.csrf import CsrfProtected
@@ -39,21 +45,37 @@ def login_page(request: HttpRequest) -> HttpResponse:
     return render(request, "passkeys/login.html")
 
 
+@login_required
+@require_GET
+def passkeys_page(request: HttpRequest) -> HttpResponse:
+    user = cast(User, request.user)
+    return render(
+        request,
+        "passkeys/manage.html",
+        {"passkeys": passkey_list(user=user), "resilience": account_resilience(user=user)},
+    )
+
+
 class PageVerifyView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny, CsrfProtected]
     throttle_classes = [AuthRateThrottle]
     schema = None
 
-    def start_session(self, request: Request, user: Any) -> Response:
+    def start_session(self, request: Request, user: User, next_url: str = "") -> Response:
         login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return Response({"redirect": reverse("account")})
+        mark_reauthenticated(request=request._request)
+        safe = url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+        return Response({"redirect": next_url if next_url and safe else reverse("account")})
 
 
 class SignupVerifyView(PageVerifyView):
     class InputSerializer(serializers.Serializer[Any]):
         ceremony_id = CeremonyIdField()
         credential = CredentialField()
+        next = serializers.CharField(max_length=512, required=False, allow_blank=True)
         passkey_name = serializers.CharField(
             max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
         )
@@ -67,13 +89,14 @@ class SignupVerifyView(PageVerifyView):
             passkey_name=data.validated_data.get("passkey_name"),
             client=ClientInfo.from_request(request),
         )
-        return self.start_session(request, user)
+        return self.start_session(request, user, data.validated_data.get("next", ""))
 
 
 class LoginVerifyView(PageVerifyView):
     class InputSerializer(serializers.Serializer[Any]):
         ceremony_id = CeremonyIdField()
         credential = CredentialField()
+        next = serializers.CharField(max_length=512, required=False, allow_blank=True)
 
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -83,4 +106,4 @@ class LoginVerifyView(PageVerifyView):
             credential=data.validated_data["credential"],
             client=ClientInfo.from_request(request),
         )
-        return self.start_session(request, user)
+        return self.start_session(request, user, data.validated_data.get("next", ""))

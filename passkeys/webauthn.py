@@ -96,6 +96,11 @@ class VerifiedAssertion:
     backed_up: bool
 
 
+def accepted_origins() -> list[str]:
+    """The portal's own origins, and the related origins allowed to use its RP ID."""
+    return [*settings.PORTAL_ORIGINS, *settings.PORTAL_RELATED_ORIGINS]
+
+
 # --- options ---------------------------------------------------------------------------------
 
 
@@ -211,7 +216,7 @@ def _check_client_data(client_data_json: bytes, *, expected_type: str, challenge
     received = client_data.get("challenge")
     if not isinstance(received, str) or received != bytes_to_base64url(challenge):
         raise WebAuthnRefused("challenge_mismatch", "The credential answers another challenge.")
-    if client_data.get("origin") not in settings.PORTAL_ORIGINS:
+    if client_data.get("origin") not in accepted_origins():
         raise WebAuthnRefused("origin_not_allowed", "The credential was made on another origin.")
     cross_origin = client_data.get("crossOrigin", False)
     if cross_origin is not False:
@@ -269,7 +274,7 @@ def verify_registration(
             credential=credential,
             expected_challenge=challenge,
             expected_rp_id=settings.PORTAL_RP_ID,
-            expected_origin=settings.PORTAL_ORIGINS,
+            expected_origin=accepted_origins(),
             require_user_presence=True,
             require_user_verification=True,
             supported_pub_key_algs=SUPPORTED_ALGORITHMS,
@@ -322,7 +327,7 @@ def verify_assertion(
             credential=credential,
             expected_challenge=challenge,
             expected_rp_id=settings.PORTAL_RP_ID,
-            expected_origin=settings.PORTAL_ORIGINS,
+            expected_origin=accepted_origins(),
             credential_public_key=public_key,
             credential_current_sign_count=0,
             require_user_verification=True,

@@ -8,8 +8,11 @@ DJANGO_DEBUG off the portal refuses the defaults that are unsafe in production.
 from datetime import timedelta
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -31,6 +34,9 @@ PORTAL_ORIGINS = env.list("PORTAL_ORIGINS", default=["http://localhost:8000"])
 PORTAL_AUTH_RATE = env.str("PORTAL_AUTH_RATE", default="30/min")
 PORTAL_TOKEN_TTL = timedelta(days=env.int("PORTAL_TOKEN_TTL_DAYS", default=14))
 PORTAL_CEREMONY_TTL = timedelta(minutes=5)
+PORTAL_REAUTH_WINDOW = timedelta(seconds=env.int("PORTAL_REAUTH_WINDOW_SECONDS", default=300))
+PORTAL_RELATED_ORIGINS = env.list("PORTAL_RELATED_ORIGINS", default=[])
+PORTAL_AAGUID_URL = env.str("PORTAL_AAGUID_URL", default="")
 PORTAL_NUM_PROXIES = env.int("PORTAL_NUM_PROXIES", default=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
@@ -185,7 +191,10 @@ CONTENT_SECURITY_POLICY = {
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["knox.auth.TokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -195,6 +204,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+KNOX_TOKEN_MODEL = "knox.AuthToken"  # noqa: S105 - a model name
 REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Bearer",
     "TOKEN_TTL": PORTAL_TOKEN_TTL,
@@ -234,6 +244,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "refresh-authenticator-catalog": {
+        "task": "passkeys.tasks.refresh_authenticator_catalog",
+        "schedule": timedelta(days=7),
+    },
     "purge-stale-ceremonies": {
         "task": "passkeys.tasks.purge_stale_ceremonies_task",
         "schedule": timedelta(hours=1),

@@ -78,7 +78,7 @@ def test_logout_revokes_only_that_token(
     assert response.status_code == 204
     assert api_client.get("/api/v1/me", headers=bearer(first)).status_code == 401
     assert api_client.get("/api/v1/me", headers=bearer(second)).status_code == 200
-    assert AuditEvent.objects.filter(kind="logout").count() == 1
+    assert AuditEvent.objects.filter(kind="token_revoked").count() == 1
 
 
 def test_logout_without_a_token_is_401(api_client: APIClient) -> None:
