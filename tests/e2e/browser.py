@@ -1,0 +1,134 @@
+"""What the browser tests drive: Chromium's virtual authenticator (over CDP) and a page."""
+
+import base64
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
+
+WAIT_SECONDS = 10
+
+
+@dataclass
+class VirtualAuthenticator:
+    """A CTAP2 platform authenticator living inside the browser tab, driven over CDP."""
+
+    driver: webdriver.Chrome
+    authenticator_id: str
+
+    def _cdp(self, command: str, **params: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.driver.execute_cdp_cmd(
+            f"WebAuthn.{command}", {"authenticatorId": self.authenticator_id, **params}
+        )
+        return result
+
+    def credentials(self) -> list[dict[str, Any]]:
+        """The passkeys this authenticator holds (CDP `Credential` objects)."""
+        return list(self._cdp("getCredentials")["credentials"])
+
+    def clear_credentials(self) -> None:
+        self._cdp("clearCredentials")
+
+    def set_presence(self, *, automatic: bool) -> None:
+        """Off: requests wait for a touch that never comes, like a prompt left open."""
+        self._cdp("setAutomaticPresenceSimulation", enabled=automatic)
+
+    def set_user_verified(self, verified: bool) -> None:
+        """False makes every user-verification attempt fail, like a person dismissing the prompt."""
+        self._cdp("setUserVerified", isUserVerified=verified)
+
+    def add_credential(
+        self, *, credential_id: bytes, private_key_pkcs8: bytes, rp_id: str, user_handle: bytes
+    ) -> None:
+        """Plant a discoverable passkey, e.g. one the portal has never seen."""
+
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode()
+
+        self._cdp(
+            "addCredential",
+            credential={
+                "credentialId": b64(credential_id),
+                "isResidentCredential": True,
+                "rpId": rp_id,
+                "privateKey": b64(private_key_pkcs8),
+                "userHandle": b64(user_handle),
+                "signCount": 0,
+            },
+        )
+
+
+class Page:
+    """Small helpers for what a person does on a page: open it, type, press, read."""
+
+    def __init__(self, driver: webdriver.Chrome, base_url: str) -> None:
+        self.driver = driver
+        self.base_url = base_url
+
+    def open(self, path: str) -> None:
+        self.driver.get(self.base_url + path)
+
+    def fill(self, element_id: str, text: str) -> None:
+        field = self.driver.find_element(By.ID, element_id)
+        field.clear()
+        field.send_keys(text)
+
+    def press(self, element_id: str) -> None:
+        self.driver.find_element(By.ID, element_id).click()
+
+    def sign_out(self) -> None:
+        """Press "Sign out" in the navigation and wait for the next page to load."""
+        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.find_element(By.CSS_SELECTOR, "nav form button[type=submit]").click()
+        WebDriverWait(self.driver, WAIT_SECONDS).until(expected_conditions.staleness_of(old_page))
+
+    def wait_for_path(self, path: str) -> None:
+        try:
+            WebDriverWait(self.driver, WAIT_SECONDS).until(
+                lambda driver: (
+                    driver.current_url == self.base_url + path
+                    and driver.execute_script("return document.readyState") == "complete"
+                )
+            )
+        except TimeoutException:
+            raise AssertionError(
+                f"expected {path}, still on {self.driver.current_url}; "
+                f"the page says: {self.message()!r}"
+            ) from None
+
+    def wait_for_autofill(self) -> None:
+        """Wait until /login has started its passkey-autofill (conditional) request."""
+        locator = (By.CSS_SELECTOR, 'form[data-autofill="pending"]')
+        WebDriverWait(self.driver, WAIT_SECONDS).until(
+            expected_conditions.presence_of_element_located(locator)
+        )
+        time.sleep(0.3)  # the request is async: let it reach the authenticator
+
+    def message(self) -> str:
+        """What the page's live region says right now ('' when there is none)."""
+        found = self.driver.find_elements(By.ID, "message")
+        return str(found[0].text) if found else ""
+
+    def wait_for_message(self, *, kind: str = "error") -> str:
+        """The text the page's live region shows once it reports `kind` (error/info/success)."""
+        locator = (By.CSS_SELECTOR, f'#message[data-kind="{kind}"]')
+        WebDriverWait(self.driver, WAIT_SECONDS).until(
+            expected_conditions.visibility_of_element_located(locator)
+        )
+        return str(self.driver.find_element(*locator).text)
+
+    def text(self, selector: str = "main") -> str:
+        return str(self.driver.find_element(By.CSS_SELECTOR, selector).text)
+
+    def screenshot(self, name: str) -> None:
+        """Save `<name>.png` under $E2E_SCREENSHOT_DIR when it is set (to look at the pages)."""
+        directory = os.environ.get("E2E_SCREENSHOT_DIR")
+        if directory:
+            self.driver.save_screenshot(str(Path(directory) / f"{name}.png"))
