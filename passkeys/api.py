@@ -15,6 +15,7 @@ from passkeys import services
 from passkeys.selectors import with_providers
 from passkeys.serializers import CeremonyIdField, CredentialField, PasskeyOutput
 from portal.client_info import ClientInfo
+from portal.fields import StrictCharField
 from portal.throttling import AuthRateThrottle
 from portal.validators import reject_control_characters
 
@@ -39,7 +40,7 @@ class CeremonyAPIView(APIView):
 class RegisterOptionsApi(CeremonyAPIView):
     class InputSerializer(serializers.Serializer[Any]):
         username = UsernameField()
-        display_name = serializers.CharField(
+        display_name = StrictCharField(
             max_length=64,
             required=False,
             allow_blank=True,
@@ -65,7 +66,7 @@ class RegisterVerifyApi(CeremonyAPIView):
     class InputSerializer(serializers.Serializer[Any]):
         ceremony_id = CeremonyIdField()
         credential = CredentialField()
-        passkey_name = serializers.CharField(
+        passkey_name = StrictCharField(
             max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
         )
 
@@ -94,7 +95,7 @@ class RegisterVerifyApi(CeremonyAPIView):
 
 class LoginOptionsApi(CeremonyAPIView):
     class InputSerializer(serializers.Serializer[Any]):
-        username = serializers.CharField(max_length=32, required=False, allow_blank=True)
+        username = StrictCharField(max_length=32, required=False, allow_blank=True)
 
     @extend_schema(
         request=InputSerializer, responses={200: CeremonyOutput}, operation_id="login_options"

@@ -4,6 +4,7 @@ from typing import Any
 from rest_framework import serializers
 
 from passkeys.models import AuthenticatorProvider, Passkey
+from portal.fields import StrictCharField
 from portal.validators import reject_control_characters
 
 MAX_CREDENTIAL_JSON_BYTES = 16 * 1024
@@ -35,7 +36,7 @@ class ProviderOutput(serializers.ModelSerializer[AuthenticatorProvider]):
         fields = ["name", "icon_light", "icon_dark"]
 
 
-class PasskeyNameField(serializers.CharField):
+class PasskeyNameField(StrictCharField):
     """1 to 64 characters after trimming, no control or invisible characters."""
 
     def __init__(self, **kwargs: Any) -> None:

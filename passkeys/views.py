@@ -27,6 +27,7 @@ from passkeys.selectors import passkey_list
 from passkeys.serializers import CeremonyIdField, CredentialField
 from portal.client_info import ClientInfo
 from portal.csrf import CsrfProtected
+from portal.fields import StrictCharField
 from portal.throttling import AuthRateThrottle
 from portal.validators import reject_control_characters
 
@@ -75,8 +76,8 @@ class SignupVerifyView(PageVerifyView):
     class InputSerializer(serializers.Serializer[Any]):
         ceremony_id = CeremonyIdField()
         credential = CredentialField()
-        next = serializers.CharField(max_length=512, required=False, allow_blank=True)
-        passkey_name = serializers.CharField(
+        next = StrictCharField(max_length=512, required=False, allow_blank=True)
+        passkey_name = StrictCharField(
             max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
         )
 
@@ -96,7 +97,7 @@ class LoginVerifyView(PageVerifyView):
     class InputSerializer(serializers.Serializer[Any]):
         ceremony_id = CeremonyIdField()
         credential = CredentialField()
-        next = serializers.CharField(max_length=512, required=False, allow_blank=True)
+        next = StrictCharField(max_length=512, required=False, allow_blank=True)
 
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)

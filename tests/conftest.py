@@ -59,3 +59,13 @@ def login_options(api_client: APIClient) -> Callable[..., dict[str, Any]]:
         return dict(response.json())
 
     return _login_options
+
+
+@pytest.fixture
+def celery_eager() -> Any:
+    """Run Celery tasks in-process, for tests of what a task does rather than of delivery."""
+    from portal.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
