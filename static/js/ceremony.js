@@ -42,9 +42,10 @@ export function describe(error) {
       return "Passkeys cannot be used from this address. Open the portal at its usual address.";
     case "NotSupportedError":
       return "This device cannot create a passkey of the kind the portal needs.";
-    case "TypeError":
-      return "The portal could not be reached. Check your connection and try again.";
     default:
+      if (error instanceof TypeError && /fetch|network/i.test(error.message)) {
+        return "The portal could not be reached. Check your connection and try again.";
+      }
       if (!window.PublicKeyCredential) return "This browser does not support passkeys.";
       return `Something went wrong: ${error?.message || error}`;
   }
