@@ -116,14 +116,59 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
         if (!_modules().validators.contains(validator)) {
             validationData = VALIDATION_FAILED;
         } else {
-            PackedUserOperation memory op = userOp;
-            op.signature = userOp.signature[20:];
-            validationData = IValidator(validator).validateUserOp(op, userOpHash);
+            validationData = _validateWith(validator, userOp, userOpHash);
         }
         if (missingAccountFunds != 0) {
             assembly ("memory-safe") {
                 pop(call(gas(), caller(), missingAccountFunds, 0, 0, 0, 0))
             }
+        }
+    }
+
+    /// Calls `validator.validateUserOp(userOp with signature[20:], userOpHash)`.
+    /// The EntryPoint encodes the op canonically (signature is the last tail), so the call data is built
+    /// by copying the op up to the signature and appending the stripped signature; any other layout
+    /// takes the plain (copying) path.
+    function _validateWith(address validator, PackedUserOperation calldata userOp, bytes32 userOpHash)
+        private
+        returns (uint256 result)
+    {
+        bytes calldata signature = userOp.signature;
+        bool lastTail;
+        assembly ("memory-safe") {
+            let sigWord := sub(sub(signature.offset, 32), userOp) // signature's length word, from the tuple
+            // initCode (head word 2), callData (3) and paymasterAndData (7) must end before it.
+            lastTail := 1
+            for { let i := 0 } lt(i, 3) { i := add(i, 1) } {
+                let head := add(userOp, mul(0x20, byte(i, 0x0203070000000000000000000000000000000000000000000000000000000000)))
+                let offset := calldataload(head)
+                let end := add(add(offset, 0x20), calldataload(add(userOp, offset)))
+                if gt(end, sigWord) { lastTail := 0 }
+            }
+            if lastTail {
+                let ptr := mload(0x40)
+                mstore(ptr, shl(224, 0x97003203)) // validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)
+                mstore(add(ptr, 0x04), 0x40)
+                mstore(add(ptr, 0x24), userOpHash)
+                let dst := add(ptr, 0x44)
+                calldatacopy(dst, userOp, sigWord)
+                let length := sub(signature.length, 20)
+                mstore(add(dst, sigWord), length)
+                calldatacopy(add(add(dst, sigWord), 0x20), add(signature.offset, 20), length)
+                mstore(add(add(add(dst, sigWord), 0x20), length), 0) // zero padding
+                let size := add(add(0x44, sigWord), add(0x20, and(add(length, 31), not(31))))
+                if iszero(call(gas(), validator, 0, ptr, size, 0x00, 0x20)) {
+                    returndatacopy(ptr, 0, returndatasize())
+                    revert(ptr, returndatasize())
+                }
+                if lt(returndatasize(), 0x20) { revert(0, 0) }
+                result := mload(0x00)
+            }
+        }
+        if (!lastTail) {
+            PackedUserOperation memory op = userOp;
+            op.signature = signature[20:];
+            result = IValidator(validator).validateUserOp(op, userOpHash);
         }
     }
 

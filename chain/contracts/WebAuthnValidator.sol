@@ -55,6 +55,7 @@ contract WebAuthnValidator is IValidator, IERC165 {
     error InvalidClientData(string field);
     error KeyAlreadyExists();
     error KeyNotFound(string domain, bytes credentialId, address account);
+    error InvalidSignatureEncoding();
 
     // ---------------------------------------------------------------- module
 
@@ -157,40 +158,76 @@ contract WebAuthnValidator is IValidator, IERC165 {
     }
 
     function _isValid(address account, bytes32 signedHash, bytes calldata signature) private view returns (bool) {
-        (bytes memory authenticatorData, bytes memory clientDataJSON, bytes32[2] memory rs, bytes memory credentialId)
-        = abi.decode(signature, (bytes, bytes, bytes32[2], bytes));
+        (bytes calldata authenticatorData, bytes calldata clientData, bytes32 r, bytes32 s, bytes calldata credentialId)
+        = _decodeSignature(signature);
 
         if (authenticatorData.length < 37) revert InvalidAuthDataFlags(0x00);
         bytes1 flags = authenticatorData[32];
         if (flags & FLAGS_UP_UV != FLAGS_UP_UV) revert InvalidAuthDataFlags(flags);
 
-        ClientData memory cd = _parseClientData(clientDataJSON);
-
-        if (!cd.challenge.isString) revert InvalidClientData("challenge");
-        bool challengeValid =
-            _equals(clientDataJSON, cd.challenge, bytes(Base64.encodeURL(abi.encodePacked(signedHash))));
-
-        if (!cd.type_.isString || !_equals(clientDataJSON, cd.type_, "webauthn.get")) {
-            revert InvalidClientData("type");
+        bytes memory json = clientData;
+        bytes memory expectedChallenge = bytes(Base64.encodeURL(abi.encodePacked(signedHash)));
+        bool challengeValid;
+        uint256 originStart;
+        uint256 originEnd;
+        bool canonical;
+        (canonical, originStart, originEnd) = _parseCanonical(json, expectedChallenge);
+        if (canonical) {
+            challengeValid = true;
+        } else {
+            ClientData memory cd = _parseClientData(json, expectedChallenge);
+            if (!cd.challenge.isString) revert InvalidClientData("challenge");
+            challengeValid = _equals(json, cd.challenge, expectedChallenge);
+            if (!cd.type_.isString || !_equals(json, cd.type_, TYPE_GET)) revert InvalidClientData("type");
+            if (!cd.origin.isString || cd.origin.escaped) revert InvalidClientData("origin");
+            if (cd.crossOrigin.present && (cd.crossOrigin.isString || !_equals(json, cd.crossOrigin, "false"))) {
+                revert InvalidClientData("crossOrigin");
+            }
+            (originStart, originEnd) = (cd.origin.start, cd.origin.end);
         }
-        if (!cd.origin.isString || cd.origin.escaped) revert InvalidClientData("origin");
-        if (cd.crossOrigin.present && (cd.crossOrigin.isString || !_equals(clientDataJSON, cd.crossOrigin, "false")))
-        {
-            revert InvalidClientData("crossOrigin");
-        }
 
-        bytes32[2] storage key = _publicKeys[string(_slice(clientDataJSON, cd.origin))][credentialId][account];
+        bytes32[2] storage key = _publicKeys[string(_slice(json, originStart, originEnd))][credentialId][account];
         bytes32 qx = key[0];
         bytes32 qy = key[1];
         if (qx == 0 && qy == 0) return false;
 
-        bytes32 message = sha256(abi.encodePacked(authenticatorData, sha256(clientDataJSON)));
+        bytes32 message = sha256(bytes.concat(authenticatorData, sha256(json)));
         // OpenZeppelin's P256 rejects s > N/2 (malleable signatures) before calling the precompile.
-        bool signatureValid = P256.verifyNative(message, rs[0], rs[1], qx, qy);
+        bool signatureValid = P256.verifyNative(message, r, s, qx, qy);
         return signatureValid && challengeValid;
     }
 
+    /// abi.decode(signature, (bytes, string, bytes32[2], bytes)) without copying: calldata slices.
+    function _decodeSignature(bytes calldata signature)
+        private
+        pure
+        returns (
+            bytes calldata authenticatorData,
+            bytes calldata clientData,
+            bytes32 r,
+            bytes32 s,
+            bytes calldata credentialId
+        )
+    {
+        if (signature.length < 160) revert InvalidSignatureEncoding();
+        authenticatorData = _dynamicAt(signature, 0);
+        clientData = _dynamicAt(signature, 0x20);
+        r = bytes32(signature[0x40:0x60]);
+        s = bytes32(signature[0x60:0x80]);
+        credentialId = _dynamicAt(signature, 0x80);
+    }
+
+    function _dynamicAt(bytes calldata data, uint256 headOffset) private pure returns (bytes calldata) {
+        uint256 offset = uint256(bytes32(data[headOffset:headOffset + 0x20]));
+        if (offset > data.length - 0x20) revert InvalidSignatureEncoding();
+        uint256 length = uint256(bytes32(data[offset:offset + 0x20]));
+        if (length > data.length - 0x20 - offset) revert InvalidSignatureEncoding();
+        return data[offset + 0x20:offset + 0x20 + length];
+    }
+
     // ---------------------------------------------------------------- clientDataJSON
+
+    bytes private constant TYPE_GET = "webauthn.get";
 
     /// A top-level JSON member value inside clientDataJSON: [start, end) bytes, strings without their quotes.
     struct Field {
@@ -208,9 +245,108 @@ contract WebAuthnValidator is IValidator, IERC165 {
         Field crossOrigin;
     }
 
+    // {"type":"webauthn.get","challenge":"   (36 bytes: one word + 4)
+    bytes32 private constant HEAD_0 = 0x7b2274797065223a22776562617574686e2e676574222c226368616c6c656e67;
+    bytes32 private constant HEAD_1 = 0x65223a2200000000000000000000000000000000000000000000000000000000; // 'e":"', left-aligned
+    uint256 private constant CHALLENGE_START = 36;
+    uint256 private constant CHALLENGE_LENGTH = 43; // base64url of 32 bytes, unpadded
+    // ","origin":"   (12 bytes)
+    bytes32 private constant ORIGIN_PREFIX = 0x222c226f726967696e223a220000000000000000000000000000000000000000; // left-aligned
+    uint256 private constant ORIGIN_START = 91; // CHALLENGE_START + CHALLENGE_LENGTH + 12
+    uint256 private constant ORIGIN_PREFIX_START = 79;
+    // ,"crossOrigin":false}   (21 bytes)
+    bytes32 private constant TAIL_CROSS_ORIGIN_FALSE = 0x2c2263726f73734f726967696e223a66616c73657d0000000000000000000000; // left-aligned
+
+    /// The serialisation browsers produce (WebAuthn's CollectedClientData order, no extra members):
+    /// {"type":"webauthn.get","challenge":"<expected>","origin":"<origin>"[,"crossOrigin":false]}
+    /// Returns whether `json` is exactly that, and where the origin is; otherwise the general parser decides.
+    function _parseCanonical(bytes memory json, bytes memory expectedChallenge)
+        private
+        pure
+        returns (bool canonical, uint256 originStart, uint256 originEnd)
+    {
+        uint256 length = json.length;
+        if (length <= ORIGIN_START || expectedChallenge.length != CHALLENGE_LENGTH) return (false, 0, 0);
+        originStart = ORIGIN_START;
+        assembly ("memory-safe") {
+            let base := add(json, 0x20)
+            canonical := and(
+                and(eq(mload(base), HEAD_0), eq(and(mload(add(base, 0x20)), shl(224, 0xffffffff)), HEAD_1)),
+                and(
+                    eq(
+                        keccak256(add(base, CHALLENGE_START), CHALLENGE_LENGTH),
+                        keccak256(add(expectedChallenge, 0x20), CHALLENGE_LENGTH)
+                    ),
+                    eq(
+                        and(mload(add(base, ORIGIN_PREFIX_START)), shl(160, 0xffffffffffffffffffffffff)),
+                        ORIGIN_PREFIX
+                    )
+                )
+            )
+            // Find the first '"' or '\' of the origin, one 32-byte word at a time: a byte of x is zero
+            // exactly when the high bit of that byte in z is set.
+            originEnd := length
+            if canonical {
+                let low7 := 0x7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f
+                let quotes := 0x2222222222222222222222222222222222222222222222222222222222222222
+                let backslashes := 0x5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c
+                for { let p := originStart } lt(p, length) { p := add(p, 0x20) } {
+                    let w := mload(add(base, p))
+                    let x := xor(w, quotes)
+                    let y := xor(w, backslashes)
+                    let z := or(
+                        not(or(or(add(and(x, low7), low7), x), low7)),
+                        not(or(or(add(and(y, low7), low7), y), low7))
+                    )
+                    if z {
+                        // index of the most significant set byte = number of leading zero bytes
+                        let n := 0
+                        if iszero(shr(128, z)) {
+                            n := 16
+                            z := shl(128, z)
+                        }
+                        if iszero(shr(192, z)) {
+                            n := add(n, 8)
+                            z := shl(64, z)
+                        }
+                        if iszero(shr(224, z)) {
+                            n := add(n, 4)
+                            z := shl(32, z)
+                        }
+                        if iszero(shr(240, z)) {
+                            n := add(n, 2)
+                            z := shl(16, z)
+                        }
+                        if iszero(shr(248, z)) { n := add(n, 1) }
+                        originEnd := add(p, n)
+                        break
+                    }
+                }
+                // The end must be a quote inside the data, followed by `}` or `,"crossOrigin":false}`.
+                canonical := 0
+                if lt(originEnd, length) {
+                    if eq(byte(0, mload(add(base, originEnd))), 0x22) {
+                        let rest := sub(length, add(originEnd, 1))
+                        let after := mload(add(base, add(originEnd, 1)))
+                        if eq(rest, 1) { canonical := eq(byte(0, after), 0x7d) }
+                        if eq(rest, 21) {
+                            canonical := eq(and(after, shl(88, 0xffffffffffffffffffffffffffffffffffffffffff)), TAIL_CROSS_ORIGIN_FALSE)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Scans a JSON object's top-level members once and records where the four fields we need are.
     /// Other members (any JSON value, nested or not) are skipped; for a repeated member the last one wins.
-    function _parseClientData(bytes memory json) private pure returns (ClientData memory cd) {
+    /// `challenge` and `type` values are first compared with what is expected (and skipped in one step
+    /// when equal), which keeps the usual case cheap.
+    function _parseClientData(bytes memory json, bytes memory expectedChallenge)
+        private
+        pure
+        returns (ClientData memory cd)
+    {
         uint256 length = json.length;
         uint256 i = _skipWhitespace(json, 0);
         if (i >= length || _at(json, i) != "{") revert InvalidClientData("json");
@@ -225,22 +361,24 @@ contract WebAuthnValidator is IValidator, IERC165 {
             i = _skipWhitespace(json, i + 1);
             if (i >= length) revert InvalidClientData("json");
 
-            Field memory value;
-            value.present = true;
+            bytes32 key = _word(json, keyStart, keyEnd - keyStart);
+            Field memory value = Field(i, 0, true, false, false);
             if (_at(json, i) == '"') {
-                (uint256 end, bool escaped) = _stringEnd(json, i);
                 value.start = i + 1;
-                value.end = end;
                 value.isString = true;
-                value.escaped = escaped;
-                i = end + 1;
+                if (key == bytes32("challenge") && _isStringAt(json, i + 1, expectedChallenge)) {
+                    value.end = i + 1 + expectedChallenge.length;
+                } else if (key == bytes32("type") && _isStringAt(json, i + 1, TYPE_GET)) {
+                    value.end = i + 1 + TYPE_GET.length;
+                } else {
+                    (value.end, value.escaped) = _stringEnd(json, i);
+                }
+                i = value.end + 1;
             } else {
-                value.start = i;
                 i = _skipValue(json, i);
                 value.end = i;
             }
 
-            bytes32 key = _word(json, keyStart, keyEnd - keyStart);
             if (key == bytes32("challenge")) cd.challenge = value;
             else if (key == bytes32("type")) cd.type_ = value;
             else if (key == bytes32("origin")) cd.origin = value;
@@ -255,20 +393,39 @@ contract WebAuthnValidator is IValidator, IERC165 {
         }
     }
 
+    /// Whether the JSON string content starting at `start` is exactly `expected` (followed by the closing
+    /// quote). Only for `expected` without quotes or backslashes.
+    function _isStringAt(bytes memory json, uint256 start, bytes memory expected) private pure returns (bool same) {
+        uint256 length = expected.length;
+        if (start + length >= json.length) return false;
+        assembly ("memory-safe") {
+            let p := add(add(json, 0x20), start)
+            same := and(
+                eq(keccak256(p, length), keccak256(add(expected, 0x20), length)),
+                eq(byte(0, mload(add(p, length))), 0x22)
+            )
+        }
+    }
+
     /// Index of the closing quote of the string whose opening quote is at `i`, and whether it had escapes.
     function _stringEnd(bytes memory json, uint256 i) private pure returns (uint256 end, bool escaped) {
         uint256 length = json.length;
-        unchecked {
-            for (end = i + 1; end < length; ++end) {
-                bytes1 c = _at(json, end);
-                if (c == '"') return (end, escaped);
-                if (c == "\\") {
-                    escaped = true;
-                    ++end;
+        end = length;
+        assembly ("memory-safe") {
+            let base := add(json, 0x20)
+            for { let p := add(i, 1) } lt(p, length) { p := add(p, 1) } {
+                let c := byte(0, mload(add(base, p)))
+                if eq(c, 0x22) {
+                    end := p
+                    break
+                }
+                if eq(c, 0x5c) {
+                    escaped := 1
+                    p := add(p, 1)
                 }
             }
         }
-        revert InvalidClientData("json");
+        if (end >= length) revert InvalidClientData("json");
     }
 
     /// Index just after the non-string JSON value (literal, number, object or array) starting at `i`.
@@ -294,16 +451,16 @@ contract WebAuthnValidator is IValidator, IERC165 {
         revert InvalidClientData("json");
     }
 
-    function _skipWhitespace(bytes memory json, uint256 i) private pure returns (uint256) {
-        uint256 length = json.length;
-        unchecked {
-            while (i < length) {
-                bytes1 c = _at(json, i);
-                if (c != " " && c != "\t" && c != "\n" && c != "\r") break;
-                ++i;
+    function _skipWhitespace(bytes memory json, uint256 i) private pure returns (uint256 j) {
+        assembly ("memory-safe") {
+            let base := add(json, 0x20)
+            let length := mload(json)
+            // space, \t, \n, \r
+            for { j := i } lt(j, length) { j := add(j, 1) } {
+                let c := byte(0, mload(add(base, j)))
+                if iszero(and(shr(c, 0x100002600), 1)) { break }
             }
         }
-        return i;
     }
 
     function _at(bytes memory data, uint256 i) private pure returns (bytes1 c) {
@@ -330,10 +487,9 @@ contract WebAuthnValidator is IValidator, IERC165 {
         }
     }
 
-    function _slice(bytes memory json, Field memory field) private pure returns (bytes memory out) {
-        uint256 length = field.end - field.start;
+    function _slice(bytes memory json, uint256 start, uint256 end) private pure returns (bytes memory out) {
+        uint256 length = end - start;
         out = new bytes(length);
-        uint256 start = field.start;
         assembly ("memory-safe") {
             mcopy(add(out, 0x20), add(add(json, 0x20), start), length)
         }

@@ -14,7 +14,7 @@ from web3.logs import DISCARD
 
 from chain import userops
 from chain.client import TransactionFailed
-from chain.devkit import ANVIL_KEYS, FLAG_UP, FLAG_UV, Harness, SoftwarePasskey
+from chain.devkit import ANVIL_KEYS, FLAG_UP, FLAG_UV, Harness, OpFailure, SoftwarePasskey
 from chain.passkey_signatures import P256_N
 from chain.userops import PackedUserOperation
 from tests.chain.conftest import ORIGIN
@@ -269,9 +269,10 @@ def refused_on_chain(harness: Harness, op: PackedUserOperation) -> tuple[str, by
 
 
 def signed_transfer(
-    harness: Harness, account: str, passkey: SoftwarePasskey, **options: Any
+    harness: Harness, account: str, passkey: SoftwarePasskey, *, value: int = 1, **options: Any
 ) -> PackedUserOperation:
-    op, _ = harness.sign(harness.sponsor(transfer_op(harness, account)), passkey, **options)
+    op = harness.sponsor(transfer_op(harness, account, value=value))
+    op, _ = harness.sign(op, passkey, **options)
     return op
 
 
@@ -435,3 +436,27 @@ def test_refuses_an_unknown_validator(
     op = signed_transfer(harness, account, passkey)
     op = op.with_changes(signature=bytes.fromhex(RECIPIENT[2:]) + op.signature[20:])
     assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
+
+
+def test_long_origins_are_matched_exactly(harness: Harness) -> None:
+    origin = "https://a-rather-long-subdomain.accounts.portal.example.com:8443"
+    passkey = SoftwarePasskey(origin=origin)
+    account, _ = harness.deploy_account(passkey)
+    assert harness.simulate_failure(signed_transfer(harness, account, passkey, value=0)) is None
+    for other in (origin + "x", origin[:-1], origin.replace("8443", "8444")):
+        op = signed_transfer(harness, account, passkey, origin=other)
+        assert harness.simulate_failure(op) == OpFailure(reason=SIGNATURE_ERROR)
+
+
+def test_refuses_an_escaped_origin(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    op = harness.sponsor(transfer_op(harness, account))
+    assertion = passkey.assertion(harness.op_hash(op))
+    assertion.client_data_json = assertion.client_data_json.replace(b"https://", b"https:\\/\\/")
+    message = assertion.authenticator_data + hashlib.sha256(assertion.client_data_json).digest()
+    assertion.signature_der = passkey.private_key.sign(message, ec.ECDSA(hashes.SHA256()))
+    op = op.with_changes(signature=harness.encode(assertion).encoded)
+    reason, inner = refused_on_chain(harness, op)
+    assert reason == VALIDATION_REVERTED
+    assert inner[:4] == INVALID_CLIENT_DATA and decode(["string"], inner[4:]) == ("origin",)
