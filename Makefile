@@ -38,8 +38,13 @@ run: setup
 	$(VENV)/bin/honcho start --procfile Procfile.dev
 
 test: setup browser
+	$(PY) manage.py compilecontracts --check
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) -m pytest
+
+# Gas used by the passkey account against the reference SimpleAccount and an EOA (a report, not a test).
+gas: setup
+	$(PY) bench/gas_report.py
 
 lint: setup
 	$(VENV)/bin/ruff format --check .

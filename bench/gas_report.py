@@ -16,17 +16,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-import django  # noqa: E402
+from eth_account import Account
+from eth_utils import to_checksum_address
+from web3.logs import DISCARD
 
-django.setup()
-
-from eth_account import Account  # noqa: E402
-from eth_utils import to_checksum_address  # noqa: E402
-from web3.logs import DISCARD  # noqa: E402
-
-from chain import deploy, devnet, userops  # noqa: E402
-from chain.client import Sender, account_from_key, connect, contract  # noqa: E402
-from chain.devkit import ANVIL_KEYS, Harness, SoftwarePasskey  # noqa: E402
+from chain import deploy, devnet, userops
+from chain.client import Sender, account_from_key, connect, contract
+from chain.devkit import ANVIL_KEYS, Harness, SoftwarePasskey
 
 RECIPIENT = "0x000000000000000000000000000000000000bEEF"
 ORIGIN = "https://portal.example"
@@ -126,7 +122,7 @@ def main() -> None:
             ("SimpleAccount 1-wei transfer, 2nd op, account pays gas", simple_second),
             ("plain EOA 1-wei transfer", eoa_gas),
         ]
-        print("| operation | gas used | × SimpleAccount transfer |")
+        print("| operation | gas used | ratio to SimpleAccount transfer |")
         print("|---|---:|---:|")
         for label, gas in rows:
             print(f"| {label} | {gas:,} | {gas / simple_second:.2f} |")
