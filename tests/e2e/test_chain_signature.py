@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+from eth_utils import to_checksum_address
 from selenium import webdriver
 from web3.logs import DISCARD
 
@@ -181,5 +182,5 @@ def test_browser_passkey_signature_is_accepted_on_chain(
 
     print(f"\n{accepted} browser signatures accepted, {high_s_accepted} normalised from high s")
     assert high_s_accepted >= 1, "no high-s signature in the sample"
-    assert harness.w3.eth.get_balance(RECIPIENT) == accepted
+    assert harness.w3.eth.get_balance(to_checksum_address(RECIPIENT)) == accepted
     assert harness.next_nonce(account) == accepted
