@@ -62,17 +62,29 @@ def own_sources() -> dict[str, str]:
 
 def compile_all() -> list[Artifact]:
     """Compile every contract and return its artifact (not written)."""
-    sources: dict[str, dict[str, str]] = {}
+    sources: dict[str, str] = {}
     wanted: dict[str, tuple[str, ...] | None] = {}
     for unit, path in own_sources().items():
-        sources[unit] = {"content": Path(path).read_text()}
+        sources[unit] = Path(path).read_text()
         wanted[unit] = None  # every contract defined in the file
     for unit, names in LIBRARY_CONTRACTS.items():
-        sources[unit] = {"content": (NODE_MODULES / unit).read_text()}
+        sources[unit] = (NODE_MODULES / unit).read_text()
         wanted[unit] = names
+    return compile_sources(sources, wanted=wanted)
+
+
+def compile_sources(
+    sources: dict[str, str], *, wanted: dict[str, tuple[str, ...] | None] | None = None
+) -> list[Artifact]:
+    """Compile source unit name → Solidity text with the pinned settings.
+
+    Imports resolve against node_modules and the project root. `wanted` limits the artifacts per
+    unit (None: every deployable contract of the unit; the default for all units).
+    """
+    wanted = wanted if wanted is not None else dict.fromkeys(sources)
     standard_input = {
         "language": "Solidity",
-        "sources": sources,
+        "sources": {unit: {"content": text} for unit, text in sources.items()},
         "settings": {
             **COMPILER_SETTINGS,
             "outputSelection": {
