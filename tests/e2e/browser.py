@@ -117,12 +117,20 @@ class Page:
         return str(found[0].text) if found else ""
 
     def wait_for_message(self, *, kind: str = "error") -> str:
-        """The text the page's live region shows once it reports `kind` (error/info/success)."""
-        locator = (By.CSS_SELECTOR, f'#message[data-kind="{kind}"]')
-        WebDriverWait(self.driver, WAIT_SECONDS).until(
-            expected_conditions.visibility_of_element_located(locator)
+        """The first text the page's live region shows with `kind` (error/info/success).
+
+        Read in one script call: the page may replace the message right after (e.g. /login
+        restarts its autofill request after a failure).
+        """
+        script = (
+            "const region = document.getElementById('message');"
+            "return region && region.dataset.kind === arguments[0] ? region.textContent : null;"
         )
-        return str(self.driver.find_element(*locator).text)
+        text = WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.05).until(
+            lambda driver: driver.execute_script(script, kind)
+        )
+        assert self.driver.find_element(By.ID, "message").is_displayed()
+        return str(text)
 
     def text(self, selector: str = "main") -> str:
         return str(self.driver.find_element(By.CSS_SELECTOR, selector).text)
