@@ -11,6 +11,7 @@ from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from chain import compiler, userops
 from chain.client import Sender, TransactionFailed, account_from_key
@@ -63,8 +64,12 @@ def run(harness: Harness, account: str, passkey: SoftwarePasskey, call_data: byt
     op = harness.build(account, call_data, call_gas_limit=800_000)
     op, _ = harness.sign(harness.sponsor(op), passkey)
     receipt = harness.submit(op)
-    events = harness.entry_point.events.UserOperationEvent().process_receipt(receipt)
-    reverts = harness.entry_point.events.UserOperationRevertReason().process_receipt(receipt)
+    events = harness.entry_point.events.UserOperationEvent().process_receipt(
+        receipt, errors=DISCARD
+    )
+    reverts = harness.entry_point.events.UserOperationRevertReason().process_receipt(
+        receipt, errors=DISCARD
+    )
     assert events[0]["args"]["success"], f"the user operation reverted: {reverts}"
     return receipt
 
@@ -136,11 +141,13 @@ def test_the_last_validator_cannot_be_removed(
     )
     op, _ = harness.sign(harness.sponsor(harness.build(account, remove)), passkey)
     receipt = harness.submit(op)
-    event = harness.entry_point.events.UserOperationEvent().process_receipt(receipt)[0]["args"]
+    event = harness.entry_point.events.UserOperationEvent().process_receipt(
+        receipt, errors=DISCARD
+    )[0]["args"]
     assert event["success"] is False
-    revert = harness.entry_point.events.UserOperationRevertReason().process_receipt(receipt)[0][
-        "args"
-    ]
+    revert = harness.entry_point.events.UserOperationRevertReason().process_receipt(
+        receipt, errors=DISCARD
+    )[0]["args"]
     assert revert["revertReason"][:4] == keccak(text="CannotRemoveLastValidator()")[:4]
 
 
@@ -158,9 +165,9 @@ def test_installing_a_module_as_the_wrong_type_or_twice_is_refused(
             harness.sponsor(harness.build(account, self_calls(harness, account, call))), passkey
         )
         receipt = harness.submit(op)
-        revert = harness.entry_point.events.UserOperationRevertReason().process_receipt(receipt)[0][
-            "args"
-        ]
+        revert = harness.entry_point.events.UserOperationRevertReason().process_receipt(
+            receipt, errors=DISCARD
+        )[0]["args"]
         assert revert["revertReason"][:4] == keccak(text=error)[:4]
 
 
@@ -230,6 +237,10 @@ def test_try_mode_reports_failures_instead_of_reverting(
         ["bytes32", "bytes"], [mode, execution]
     )
     receipt = run(harness, account, passkey, call_data)
-    failures = harness.account(account).events.TryExecuteUnsuccessful().process_receipt(receipt)
+    failures = (
+        harness.account(account)
+        .events.TryExecuteUnsuccessful()
+        .process_receipt(receipt, errors=DISCARD)
+    )
     assert [f["args"]["batchExecutionIndex"] for f in failures] == [1]
     assert harness.w3.eth.get_balance(to_checksum_address(RECIPIENT)) == 2
