@@ -88,7 +88,7 @@ def main() -> None:
         # Reference SimpleAccount (ECDSA owner), deployed through its factory by initCode.
         factory_address, _ = deploy.deploy_create2(
             deployer,
-            deploy._init_code("SimpleAccountFactory", ["address"], [harness.entry_point.address]),
+            deploy.init_code("SimpleAccountFactory", ["address"], [harness.entry_point.address]),
         )
         simple_factory = contract(w3, "SimpleAccountFactory", factory_address)
         owner = Account.create()

@@ -35,7 +35,7 @@ class DeploymentError(Exception):
     pass
 
 
-def _init_code(name: str, constructor_types: list[str], constructor_args: list[object]) -> bytes:
+def init_code(name: str, constructor_types: list[str], constructor_args: list[object]) -> bytes:
     return artifacts.bytecode(name) + (
         encode(constructor_types, constructor_args) if constructor_types else b""
     )
@@ -101,16 +101,16 @@ def deploy_all(
         result.addresses["EntryPoint"] = entry_point
         log(f"EntryPoint: {entry_point} (configured)")
     else:
-        entry_point = step("EntryPoint", _init_code("EntryPoint", [], []))
+        entry_point = step("EntryPoint", init_code("EntryPoint", [], []))
 
     implementation = step(
-        "ModularSmartAccount", _init_code("ModularSmartAccount", ["address"], [entry_point])
+        "ModularSmartAccount", init_code("ModularSmartAccount", ["address"], [entry_point])
     )
-    step("MSAFactory", _init_code("MSAFactory", ["address"], [implementation]))
-    step("WebAuthnValidator", _init_code("WebAuthnValidator", [], []))
+    step("MSAFactory", init_code("MSAFactory", ["address"], [implementation]))
+    step("WebAuthnValidator", init_code("WebAuthnValidator", [], []))
     paymaster = step(
         "SponsorPaymaster",
-        _init_code(
+        init_code(
             "SponsorPaymaster",
             ["address", "address", "address"],
             [entry_point, sender.address, to_checksum_address(sponsor_address)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -46,7 +47,7 @@ def deploy_contracts(
     sponsor_key: str | None = None,
     entry_point: str | None = None,
     paymaster_deposit_wei: int | None = None,
-    log: deploy.Callable[[str], None] = lambda _message: None,
+    log: Callable[[str], None] = lambda _message: None,
 ) -> deploy.DeploymentResult:
     """Deploy what is missing on the configured chain and record every address (idempotent)."""
     w3 = connect(rpc_url)

@@ -58,10 +58,10 @@ def test_deploycontracts_deploys_once_and_records_the_addresses(
 
 
 def test_addresses_are_deterministic(addresses: dict[str, str]) -> None:
-    entry_point = deploy.create2_address(deploy._init_code("EntryPoint", [], []))
+    entry_point = deploy.create2_address(deploy.init_code("EntryPoint", [], []))
     assert addresses["EntryPoint"] == entry_point
     assert addresses["WebAuthnValidator"] == deploy.create2_address(
-        deploy._init_code("WebAuthnValidator", [], [])
+        deploy.init_code("WebAuthnValidator", [], [])
     )
 
 
