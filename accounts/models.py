@@ -117,3 +117,39 @@ class TokenReauthentication(models.Model):
 
     def __str__(self) -> str:
         return f"{self.token_id} at {self.verified_at:%Y-%m-%d %H:%M}"
+
+
+class SmartAccount(models.Model):
+    """A person's smart account on one chain. Its address is known before it is deployed."""
+
+    class Status(models.TextChoices):
+        COUNTERFACTUAL = "counterfactual", "Not deployed yet"
+        DEPLOYING = "deploying", "Deploying"
+        DEPLOYED = "deployed", "Deployed"
+        FAILED = "failed", "Deployment failed"
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="smart_accounts")
+    chain_id = models.PositiveBigIntegerField()
+    address = models.CharField(max_length=42)
+    salt = models.CharField(max_length=66)
+    # MSAFactory.deployAccount's initData, and the relayer the address was predicted for.
+    init_data = models.BinaryField()
+    deployer = models.CharField(max_length=42)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.COUNTERFACTUAL)
+    deployment = models.ForeignKey(
+        "chain.ChainOperation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "chain_id"], name="accounts_one_account_per_chain"
+            ),
+            models.UniqueConstraint(fields=["chain_id", "address"], name="accounts_unique_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address}@{self.chain_id} ({self.status})"

@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Deployment(models.Model):
@@ -21,3 +23,111 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}@{self.chain_id}: {self.address}"
+
+
+class RelayerAccount(models.Model):
+    """The next transaction nonce of a relayer key on a chain, handed out under a row lock so that
+    two workers never use the same one."""
+
+    chain_id = models.PositiveBigIntegerField()
+    address = models.CharField(max_length=42)
+    next_nonce = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain_id", "address"], name="chain_relayer_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address}@{self.chain_id} next {self.next_nonce}"
+
+
+class ChainOperation(models.Model):
+    """One change on chain the portal makes for a person: a passkey-signed user operation sent
+    through EntryPoint.handleOps, or a relayer call (deploying an account). Its status changes
+    only through chain.operations.transition."""
+
+    class Kind(models.TextChoices):
+        DEPLOY_ACCOUNT = "deploy_account", "Deploy the smart account"
+        ADD_PASSKEY = "add_passkey", "Add a passkey on chain"
+        REMOVE_PASSKEY = "remove_passkey", "Remove a passkey on chain"
+
+    class Status(models.TextChoices):
+        AWAITING_SIGNATURE = "awaiting_signature", "Waiting for your passkey"
+        SIGNED = "signed", "Signed, waiting to be sent"
+        SUBMITTED = "submitted", "Sent to the chain"
+        INCLUDED = "included", "In a block"
+        CONFIRMED = "confirmed", "Confirmed"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired unsigned"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(
+        max_length=32, choices=Status.choices, default=Status.AWAITING_SIGNATURE
+    )
+    chain_id = models.PositiveBigIntegerField()
+    account = models.ForeignKey(
+        "accounts.SmartAccount",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="operations",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chain_operations",
+    )
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    # What a kind needs to finish its job (passkey id, credential id, ...).
+    details = models.JSONField(default=dict, blank=True)
+
+    # A user operation: its fields (hex strings), its hash, the ceremony whose challenge it is.
+    user_operation = models.JSONField(null=True, blank=True)
+    user_op_hash = models.CharField(max_length=66, blank=True, db_index=True)
+    ceremony = models.OneToOneField(
+        "passkeys.Ceremony", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    # The transaction: to whom, with what data, from which relayer nonce.
+    tx_to = models.CharField(max_length=42, blank=True)
+    tx_data = models.BinaryField(blank=True, default=b"")
+    relayer = models.CharField(max_length=42, blank=True)
+    relayer_nonce = models.PositiveBigIntegerField(null=True, blank=True)
+    max_fee_per_gas = models.PositiveBigIntegerField(null=True, blank=True)
+    max_priority_fee_per_gas = models.PositiveBigIntegerField(null=True, blank=True)
+    # The signed transaction last sent, kept so that it can be sent again unchanged.
+    raw_transaction = models.BinaryField(null=True, blank=True)
+    tx_hash = models.CharField(max_length=66, blank=True, db_index=True)
+    tx_hashes = models.JSONField(default=list, blank=True)
+
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    block_hash = models.CharField(max_length=66, blank=True)
+    revert_reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    signed_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    included_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain_id", "relayer", "relayer_nonce"],
+                condition=models.Q(relayer_nonce__isnull=False),
+                name="chain_operation_unique_relayer_nonce",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} {self.status}"

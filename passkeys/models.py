@@ -8,6 +8,11 @@ from django.utils import timezone
 class Passkey(models.Model):
     """A WebAuthn credential: the public half of a person's passkey."""
 
+    class OnChain(models.TextChoices):
+        PENDING = "pending", "Not on chain yet"
+        ACTIVE = "active", "Active on chain"
+        REMOVED = "removed", "Removed on chain"
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys"
     )
@@ -21,6 +26,8 @@ class Passkey(models.Model):
     backed_up = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Written by the chain indexer from WebAuthnValidator's events, never by anyone else.
+    onchain = models.CharField(max_length=16, choices=OnChain.choices, default=OnChain.PENDING)
 
     # The catalog entry for `aaguid`, attached by passkeys.selectors.with_providers.
     provider: "AuthenticatorProvider | None" = None
@@ -60,6 +67,8 @@ class Ceremony(models.Model):
         AUTHENTICATION = "authentication"
         REAUTHENTICATION = "reauthentication"
         ADD_PASSKEY = "add_passkey"
+        # Approving a chain operation: the challenge is its 32-byte user operation hash.
+        OPERATION = "operation"
 
     ceremony_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     purpose = models.CharField(max_length=32, choices=Purpose.choices)
