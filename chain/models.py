@@ -131,3 +131,72 @@ class ChainOperation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} {self.status}"
+
+
+class IndexerCursor(models.Model):
+    """How far the event indexer has read one chain (chain.indexer). None: nothing yet."""
+
+    chain_id = models.PositiveBigIntegerField(unique=True)
+    last_indexed_block = models.PositiveBigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"indexer@{self.chain_id}: block {self.last_indexed_block}"
+
+
+class IndexedBlock(models.Model):
+    """The hash of the last block of an indexed batch. A stored hash that is no longer the chain's
+    is a reorg; the newest one that still is marks where the fork began. Only recent ones kept."""
+
+    chain_id = models.PositiveBigIntegerField()
+    number = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=66)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain_id", "number"], name="chain_indexed_block_unique"
+            )
+        ]
+        ordering = ["chain_id", "-number"]
+
+    def __str__(self) -> str:
+        return f"{self.number}@{self.chain_id}: {self.hash}"
+
+
+class ChainEvent(models.Model):
+    """One log of the portal's contracts, as read by the indexer. A log is identified by its
+    block hash and index, so reading it again is an upsert; a reorg deletes orphaned logs."""
+
+    chain_id = models.PositiveBigIntegerField()
+    block_number = models.PositiveBigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    # From the log when the node gives it (blockTimestamp), else only for AccountDeployed.
+    block_timestamp = models.DateTimeField(null=True, blank=True)
+    tx_hash = models.CharField(max_length=66)
+    log_index = models.PositiveIntegerField()
+    contract = models.CharField(max_length=64)  # WebAuthnValidator, MSAFactory, EntryPoint
+    address = models.CharField(max_length=42)
+    name = models.CharField(max_length=64)  # PasskeyCreated, AccountDeployed, ...
+    # Decoded arguments: addresses EIP-55, bytes as 0x-hex, integers beyond 2**53 as strings.
+    args = models.JSONField(default=dict)
+    # The smart account the event is about (keyOwner, account, sender), and for passkey events
+    # the credential id (0x-hex): what the read models are looked up by.
+    account = models.CharField(max_length=42)
+    credential_id = models.CharField(max_length=2100, blank=True)
+    indexed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain_id", "block_hash", "log_index"], name="chain_event_unique_log"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["chain_id", "block_number"]),
+            models.Index(fields=["chain_id", "account", "name"]),
+        ]
+        ordering = ["chain_id", "block_number", "log_index"]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.account} @{self.block_number}:{self.log_index}"
