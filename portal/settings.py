@@ -47,6 +47,7 @@ CHAIN_ID = env.int("CHAIN_ID", default=31337)
 _ANVIL_DEV_KEYS = {
     "CHAIN_DEPLOYER_KEY": "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
     "CHAIN_SPONSOR_KEY": "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "CHAIN_RELAYER_KEY": "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
 }
 _on_anvil = CHAIN_ID == 31337
 CHAIN_DEPLOYER_KEY = env.str(
@@ -55,7 +56,11 @@ CHAIN_DEPLOYER_KEY = env.str(
 CHAIN_SPONSOR_KEY = env.str(
     "CHAIN_SPONSOR_KEY", default=_ANVIL_DEV_KEYS["CHAIN_SPONSOR_KEY"] if _on_anvil else ""
 )
-for _name in ("CHAIN_DEPLOYER_KEY", "CHAIN_SPONSOR_KEY"):
+# The key that sends every transaction of the operation pipeline (handleOps, account deployments).
+CHAIN_RELAYER_KEY = env.str(
+    "CHAIN_RELAYER_KEY", default=_ANVIL_DEV_KEYS["CHAIN_RELAYER_KEY"] if _on_anvil else ""
+)
+for _name in ("CHAIN_DEPLOYER_KEY", "CHAIN_SPONSOR_KEY", "CHAIN_RELAYER_KEY"):
     if not globals()[_name]:
         raise ImproperlyConfigured(f"{_name} must be set when CHAIN_ID is not anvil's (31337).")
     if not _on_anvil and globals()[_name] in _ANVIL_DEV_KEYS.values():
@@ -70,6 +75,16 @@ CHAIN_DEPLOYMENTS_DIR = VAR_DIR / "deployments"
 # `manage.py devchain`: anvil's state file and how often it is dumped (seconds).
 CHAIN_DEVCHAIN_STATE = VAR_DIR / "anvil" / "state.json"
 CHAIN_DEVCHAIN_DUMP_INTERVAL = env.int("CHAIN_DEVCHAIN_DUMP_INTERVAL", default=30)
+# The operation pipeline (chain/pipeline.py). An operation is `confirmed` once its block is this
+# many blocks deep (1: the block that includes it) and still on the chain.
+CHAIN_CONFIRMATIONS = env.int("CHAIN_CONFIRMATIONS", default=1 if _on_anvil else 12)
+# How long the sponsor's paymaster signature on a user operation stays valid (seconds); longer
+# than a ceremony, so that an operation signed at the last moment can still be sent.
+CHAIN_SPONSOR_WINDOW_SECONDS = env.int("CHAIN_SPONSOR_WINDOW_SECONDS", default=900)
+# A transaction still pending after this long is replaced by one with higher fees (same nonce).
+CHAIN_REPLACE_AFTER_SECONDS = env.int("CHAIN_REPLACE_AFTER_SECONDS", default=60)
+# How often beat runs the pipeline tick: expire, re-dispatch and track operations (seconds).
+CHAIN_TICK_SECONDS = env.float("CHAIN_TICK_SECONDS", default=2.0)
 
 # --- Django ----------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -238,6 +253,18 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# A dead broker fails a publish within a few seconds instead of blocking the request: the caller
+# logs it and the pipeline tick (the database is the durable queue) dispatches the work later.
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS.update({"socket_connect_timeout": 2, "socket_timeout": 10})
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -251,6 +278,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-stale-ceremonies": {
         "task": "passkeys.tasks.purge_stale_ceremonies_task",
         "schedule": timedelta(hours=1),
+    },
+    "chain-pipeline-tick": {
+        "task": "chain.tasks.pipeline_tick",
+        "schedule": timedelta(seconds=CHAIN_TICK_SECONDS),
+        "options": {"expires": CHAIN_TICK_SECONDS * 5},
     },
 }
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/auth/", include("passkeys.api_urls")),
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("passkeys.manage_api_urls")),
+    path("api/v1/", include("chain.api_urls")),
     path("", include("passkeys.urls")),
     path("", include("accounts.urls")),
 ]

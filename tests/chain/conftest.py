@@ -1,12 +1,21 @@
 """One anvil per test session, contracts deployed once; each test runs in an EVM snapshot."""
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from web3 import Web3
 
 from chain import deploy, devnet
-from chain.client import Sender, account_from_key, connect
+from chain.client import Sender, account_from_key, connect, contract
 from chain.devkit import ANVIL_KEYS, Harness, SoftwarePasskey
 
 ORIGIN = "https://portal.example"
@@ -56,3 +65,331 @@ def harness(w3: Web3, addresses: dict[str, str], anvil: devnet.Anvil) -> Harness
 @pytest.fixture
 def passkey() -> SoftwarePasskey:
     return SoftwarePasskey(origin=ORIGIN)
+
+
+# --- the operation pipeline: a private Redis broker, real Celery workers, accounts on chain ------
+
+
+class RedisServer:
+    """A Redis of the test session's own: no other test run shares its queue, and a test can
+    stop it (the broker goes away) and start it again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = devnet.free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: S603
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def use_broker(url: str) -> None:
+    """Point this process's Celery app at `url` (dropping pooled connections)."""
+    from portal.celery import app
+
+    app.conf.update(broker_url=url)
+    pool = getattr(app, "_pool", None)
+    if pool is not None:
+        pool.force_close_all()
+    app._pool = None  # type: ignore[attr-defined]
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session")
+def redis_broker() -> Iterator[RedisServer]:
+    from portal.celery import app
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer()
+    server.start()
+    previous = app.conf.broker_url
+    use_broker(server.url)
+    yield server
+    use_broker(previous)
+    server.stop()
+
+
+@pytest.fixture
+def pipeline_chain(
+    anvil: devnet.Anvil,
+    addresses: dict[str, str],
+    settings: Any,
+    transactional_db: None,
+    redis_broker: RedisServer,
+) -> Iterator[dict[str, str]]:
+    """The session anvil as the portal's chain: CHAIN_RPC_URL and the Deployment rows. Tasks go
+    to the session's private broker, purged afterwards."""
+    from chain.models import Deployment
+    from portal.celery import app
+
+    settings.CHAIN_RPC_URL = anvil.url
+    for name, address in addresses.items():
+        Deployment.objects.update_or_create(
+            chain_id=settings.CHAIN_ID, name=name, defaults={"address": address, "code_hash": "0x"}
+        )
+    yield addresses
+    if redis_broker.process is not None:
+        app.control.purge()
+
+
+class Workers:
+    """Celery worker processes (`celery --app portal worker`) on the test database and chain."""
+
+    def __init__(self, *, broker: RedisServer, rpc_url: str, log_dir: Path) -> None:
+        self.broker = broker
+        self.rpc_url = rpc_url
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def environment(self, **extra: str) -> dict[str, str]:
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
+        database_url = (
+            f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        )
+        return {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": self.broker.url,
+            "CHAIN_RPC_URL": self.rpc_url,
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            **extra,
+        }
+
+    def start(self, *, beat: bool = False, **env: str) -> subprocess.Popen[bytes]:
+        from portal.celery import app
+
+        name = f"pipeline-{len(self.processes)}-{uuid.uuid4().hex[:6]}@localhost"
+        log = (self.log_dir / f"{name.split('@')[0]}.log").open("wb")
+        args = [
+            str(Path(sys.executable).parent / "celery"),
+            "--app",
+            "portal",
+            "worker",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            name,
+        ]
+        if beat:
+            args += ["--beat", "--schedule", str(self.log_dir / f"beat-{uuid.uuid4().hex}")]
+        process = subprocess.Popen(  # noqa: S603
+            args, env=self.environment(**env), stdout=log, stderr=subprocess.STDOUT
+        )
+        self.processes.append(process)
+        deadline = time.monotonic() + 30
+        while not app.control.ping(destination=[name], timeout=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker {name} did not start; see {log.name}")
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            self.stop(process)
+
+
+@pytest.fixture
+def celery_workers(
+    redis_broker: RedisServer, pipeline_chain: dict[str, str], anvil: devnet.Anvil, tmp_path: Path
+) -> Iterator[Workers]:
+    """Start workers with `celery_workers.start()`; the queue is purged first, and every worker is
+    stopped before the test database is flushed."""
+    from portal.celery import app
+
+    app.control.purge()
+    workers = Workers(broker=redis_broker, rpc_url=anvil.url, log_dir=tmp_path)
+    yield workers
+    workers.stop_all()
+    app.control.purge()
+
+
+class PipelineKit:
+    """People with passkeys and smart accounts deployed through the pipeline itself."""
+
+    def __init__(self, *, w3: Web3, addresses: dict[str, str]) -> None:
+        from tests.support.authenticator import SoftAuthenticator
+
+        self.w3 = w3
+        self.addresses = addresses
+        self.authenticator = SoftAuthenticator()
+        self.factory = contract(w3, "MSAFactory", addresses["MSAFactory"])
+        self.validator = contract(w3, "WebAuthnValidator", addresses["WebAuthnValidator"])
+
+    def user(self, username: str) -> Any:
+        from accounts.models import User
+
+        return User.objects.create_user(username)
+
+    def passkey(self, user: Any, *, authenticator: Any = None) -> Any:
+        """A passkey of `user` held by the kit's authenticator (or `authenticator`)."""
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from passkeys.models import Passkey
+        from tests.support.authenticator import SoftCredential, cose_p256
+
+        holder = authenticator or self.authenticator
+        credential_id = os.urandom(16)
+        key = ec.generate_private_key(ec.SECP256R1())
+        holder.credentials[credential_id] = SoftCredential(
+            credential_id, key, bytes(user.user_handle)
+        )
+        return Passkey.objects.create(
+            user=user,
+            name=f"key {credential_id.hex()[:6]}",
+            credential_id=credential_id,
+            public_key=cose_p256(key.public_key()),
+            transports=["internal"],
+        )
+
+    def install_data(self, passkey: Any) -> bytes:
+        from django.conf import settings
+
+        from chain import userops
+        from chain.passkey_signatures import public_key_from_cose
+
+        return userops.webauthn_install_data(
+            credential_id=bytes(passkey.credential_id),
+            public_key=public_key_from_cose(bytes(passkey.public_key)),
+            origin=settings.PORTAL_ORIGINS[0],
+        )
+
+    def deployment(self, user: Any, passkey: Any) -> tuple[Any, Any]:
+        """The user's SmartAccount (counterfactual) and the relayer call that deploys it."""
+        from django.conf import settings
+        from eth_abi import encode
+
+        from accounts.models import SmartAccount
+        from chain import pipeline, userops
+
+        relayer = pipeline.relayer().address
+        salt = os.urandom(32)
+        init_data = userops.initialize_account_data(
+            modules=[self.validator.address], data=[self.install_data(passkey)]
+        )
+        address = self.factory.functions.predictAccountAddress(relayer, salt, init_data).call()
+        account = SmartAccount.objects.create(
+            user=user,
+            chain_id=settings.CHAIN_ID,
+            address=address,
+            salt="0x" + salt.hex(),
+            init_data=init_data,
+            deployer=relayer,
+        )
+        operation = pipeline.create_relayer_call(
+            kind="deploy_account",
+            to=self.factory.address,
+            data=userops.DEPLOY_ACCOUNT_SELECTOR + encode(["bytes32", "bytes"], [salt, init_data]),
+            idempotency_key=f"deploy-account:{account.pk}",
+            user=user,
+            account=account,
+            details={"passkey_id": passkey.pk},
+        )
+        return account, operation
+
+    def mark_deployed(self, account: Any, passkey: Any) -> None:
+        """What the deployment's receiver and the indexer record once it is on chain."""
+        from accounts.models import SmartAccount
+        from passkeys.models import Passkey
+
+        SmartAccount.objects.filter(pk=account.pk).update(status=SmartAccount.Status.DEPLOYED)
+        Passkey.objects.filter(pk=passkey.pk).update(onchain=Passkey.OnChain.ACTIVE)
+        account.refresh_from_db()
+        passkey.refresh_from_db()
+
+    def deployed_account(self, username: str) -> tuple[Any, Any, Any]:
+        """(user, passkey, account): the account deployed by running the pipeline in-process."""
+        from chain import pipeline
+
+        user = self.user(username)
+        passkey = self.passkey(user)
+        account, operation = self.deployment(user, passkey)
+        outcome = pipeline.submit(operation_id=operation.pk)
+        assert outcome.status == "confirmed", outcome
+        self.mark_deployed(account, passkey)
+        return user, passkey, account
+
+    def noop_call(self) -> bytes:
+        """Account call data that changes nothing: execute() of an empty call to an EOA."""
+        from chain import userops
+
+        return userops.execute_call_data(target="0x000000000000000000000000000000000000dEaD")
+
+    def add_key_call(self, passkey: Any) -> bytes:
+        """Account call data adding `passkey` to the account's WebAuthnValidator for the origin."""
+        from django.conf import settings
+
+        from chain import userops
+        from chain.passkey_signatures import public_key_from_cose
+
+        x, y = public_key_from_cose(bytes(passkey.public_key))
+        data = self.validator.encode_abi(
+            "addValidationKey",
+            args=[
+                bytes(passkey.credential_id),
+                [x.to_bytes(32, "big"), y.to_bytes(32, "big")],
+                settings.PORTAL_ORIGINS[0],
+            ],
+        )
+        return userops.execute_call_data(
+            target=self.validator.address, data=bytes.fromhex(data.removeprefix("0x"))
+        )
+
+
+@pytest.fixture
+def pipeline_kit(w3: Web3, pipeline_chain: dict[str, str]) -> PipelineKit:
+    return PipelineKit(w3=w3, addresses=pipeline_chain)

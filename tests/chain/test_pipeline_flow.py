@@ -1,0 +1,476 @@
+"""The operation pipeline in-process on a real anvil and PostgreSQL: tasks' services called
+directly, one step at a time, so that every state in between can be looked at."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from eth_typing import HexStr
+from rest_framework.test import APIClient
+from web3 import Web3
+
+from chain import devnet, pipeline, userops
+from chain.models import ChainOperation, RelayerAccount
+from chain.operations import operation_changed
+from passkeys.models import Ceremony
+from tests.chain.conftest import PipelineKit
+
+pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
+
+Status = ChainOperation.Status
+
+
+def relayer_nonce(w3: Web3) -> int:
+    return int(w3.eth.get_transaction_count(pipeline.relayer().address, "latest"))
+
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def sign_through_api(kit: PipelineKit, user: Any, operation: ChainOperation) -> Any:
+    client = client_for(user)
+    options = client.post(f"/api/v1/operations/{operation.pk}/options")
+    assert options.status_code == 200, options.content
+    credential = kit.authenticator.get(options.json()["publicKey"])
+    return client.post(
+        f"/api/v1/operations/{operation.pk}/sign", {"credential": credential}, format="json"
+    )
+
+
+def test_deploying_an_account_goes_from_signed_to_confirmed(
+    pipeline_kit: PipelineKit, w3: Web3
+) -> None:
+    seen: list[str] = []
+
+    def receiver(operation: ChainOperation, **_: Any) -> None:
+        seen.append(operation.status)
+
+    operation_changed.connect(receiver)
+    try:
+        user = pipeline_kit.user("dora")
+        passkey = pipeline_kit.passkey(user)
+        account, operation = pipeline_kit.deployment(user, passkey)
+        assert operation.status == Status.SIGNED
+        assert operation.signed_at is not None
+        before = relayer_nonce(w3)
+
+        outcome = pipeline.submit(operation_id=operation.pk)
+    finally:
+        operation_changed.disconnect(receiver)
+
+    assert outcome.status == Status.CONFIRMED and not outcome.pending
+    operation.refresh_from_db()
+    assert seen == [Status.SUBMITTED, Status.INCLUDED, Status.CONFIRMED]
+    assert operation.relayer == pipeline.relayer().address
+    assert operation.relayer_nonce == before
+    assert operation.tx_hashes == [operation.tx_hash]
+    assert operation.attempts == 1
+    assert operation.submitted_at and operation.included_at and operation.confirmed_at
+    assert operation.finished_at == operation.confirmed_at
+    receipt = w3.eth.get_transaction_receipt(HexStr(operation.tx_hash))
+    assert receipt["status"] == 1
+    assert operation.block_number == receipt["blockNumber"]
+    assert operation.block_hash == "0x" + bytes(receipt["blockHash"]).hex()
+    assert relayer_nonce(w3) == before + 1
+    assert RelayerAccount.objects.get().next_nonce == before + 1
+    assert w3.eth.get_code(Web3.to_checksum_address(account.address)) != b""
+    key = pipeline_kit.validator.functions.getAccountKey(
+        settings.PORTAL_ORIGINS[0], bytes(passkey.credential_id), account.address
+    ).call()
+    assert any(int.from_bytes(part, "big") for part in key)
+
+
+def test_a_passkey_signed_operation_is_confirmed_and_changes_the_account(
+    pipeline_kit: PipelineKit, w3: Web3
+) -> None:
+    user, _passkey, account = pipeline_kit.deployed_account("erin")
+    second = pipeline_kit.passkey(user)
+    operation = pipeline.create_user_operation(
+        user=user,
+        account=account,
+        kind="add_passkey",
+        call_data=pipeline_kit.add_key_call(second),
+        idempotency_key=f"add-passkey:{second.pk}",
+        details={"passkey_id": second.pk},
+    )
+    assert operation.status == Status.AWAITING_SIGNATURE
+    assert operation.ceremony is not None
+    assert operation.ceremony.purpose == Ceremony.Purpose.OPERATION
+    assert operation.expires_at == operation.ceremony.expires_at
+    assert bytes(operation.ceremony.challenge).hex() == operation.user_op_hash[2:]
+    # The portal's hash is the EntryPoint's.
+    op = pipeline.user_operation_from_json(operation.user_operation or {})
+    entry_point = pipeline._entry_point(w3)
+    assert "0x" + entry_point.functions.getUserOpHash(op.as_tuple()).call().hex() == (
+        operation.user_op_hash
+    )
+    # A random 192-bit nonce key, its first sequence.
+    assert op.nonce >> 64 and op.nonce & (2**64 - 1) == 0
+
+    client = client_for(user)
+    options = client.post(f"/api/v1/operations/{operation.pk}/options")
+    assert options.status_code == 200
+    body = options.json()
+    assert body["operation"]["status"] == "awaiting_signature"
+    public_key = body["publicKey"]
+    assert public_key["challenge"] == userops_challenge(operation)
+    # Only passkeys active on chain may approve: the new one is not yet.
+    allowed = [c["id"] for c in public_key["allowCredentials"]]
+    assert allowed == [b64url(bytes(_passkey.credential_id))]
+
+    credential = pipeline_kit.authenticator.get(public_key)
+    signed = client.post(
+        f"/api/v1/operations/{operation.pk}/sign", {"credential": credential}, format="json"
+    )
+    assert signed.status_code == 200, signed.content
+    assert signed.json()["status"] == "signed"
+    assert signed.json()["account"] == account.address
+
+    outcome = pipeline.submit(operation_id=operation.pk)
+    operation.refresh_from_db()
+    assert outcome.status == Status.CONFIRMED, operation.revert_reason
+    assert operation.revert_reason == ""
+    key = pipeline_kit.validator.functions.getAccountKey(
+        settings.PORTAL_ORIGINS[0], bytes(second.credential_id), account.address
+    ).call()
+    assert any(int.from_bytes(part, "big") for part in key)
+
+    detail = client.get(f"/api/v1/operations/{operation.pk}").json()
+    assert detail["status"] == "confirmed"
+    assert detail["tx_hash"] == operation.tx_hash
+    assert detail["block_number"] == operation.block_number
+    assert set(detail) == {
+        "id",
+        "kind",
+        "status",
+        "account",
+        "user_op_hash",
+        "tx_hash",
+        "block_number",
+        "revert_reason",
+        "error",
+        "created_at",
+        "updated_at",
+        "signed_at",
+        "submitted_at",
+        "included_at",
+        "confirmed_at",
+        "expires_at",
+    }
+
+
+def b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def userops_challenge(operation: ChainOperation) -> str:
+    return b64url(bytes.fromhex(operation.user_op_hash[2:]))
+
+
+def test_the_same_idempotency_key_gives_one_operation_and_one_transaction(
+    pipeline_kit: PipelineKit, w3: Web3
+) -> None:
+    user = pipeline_kit.user("finn")
+    passkey = pipeline_kit.passkey(user)
+    account, first = pipeline_kit.deployment(user, passkey)
+    again = pipeline.create_relayer_call(
+        kind="deploy_account",
+        to=pipeline_kit.factory.address,
+        data=b"anything else",
+        idempotency_key=f"deploy-account:{account.pk}",
+        details={},
+    )
+    assert again.pk == first.pk
+    before = relayer_nonce(w3)
+    pipeline.submit(operation_id=first.pk)
+    # A re-delivered task, and the tick, find it confirmed and send nothing.
+    assert pipeline.submit(operation_id=first.pk).status == Status.CONFIRMED
+    pipeline.tick()
+    assert relayer_nonce(w3) == before + 1
+    first.refresh_from_db()
+    assert first.tx_hashes == [first.tx_hash] and first.attempts == 1
+    assert ChainOperation.objects.count() == 1
+
+    pipeline_kit.mark_deployed(account, passkey)
+    created = [
+        pipeline.create_user_operation(
+            user=user,
+            account=account,
+            kind="add_passkey",
+            call_data=pipeline_kit.noop_call(),
+            idempotency_key="same-key",
+            details={},
+        )
+        for _ in range(2)
+    ]
+    assert created[0].pk == created[1].pk
+    assert created[0].user_op_hash == created[1].user_op_hash
+    assert ChainOperation.objects.count() == 2
+
+
+def test_two_pending_operations_of_one_account_never_collide(
+    pipeline_kit: PipelineKit, w3: Web3
+) -> None:
+    user, _passkey, account = pipeline_kit.deployed_account("gus")
+    operations = [
+        pipeline.create_user_operation(
+            user=user,
+            account=account,
+            kind="add_passkey",
+            call_data=pipeline_kit.noop_call(),
+            idempotency_key=f"op-{i}",
+            details={},
+        )
+        for i in range(2)
+    ]
+    # Signed in the reverse order of creation, sent in that order: both land.
+    for operation in reversed(operations):
+        assert sign_through_api(pipeline_kit, user, operation).status_code == 200
+    for operation in reversed(operations):
+        assert pipeline.submit(operation_id=operation.pk).status == Status.CONFIRMED
+    nonces = {ChainOperation.objects.get(pk=o.pk).relayer_nonce for o in operations}
+    assert len(nonces) == 2
+
+
+def test_a_call_that_would_revert_fails_before_taking_a_nonce(
+    pipeline_kit: PipelineKit, w3: Web3
+) -> None:
+    pipeline_kit.deployed_account("hana")  # the relayer has sent one transaction
+    # The factory refuses empty init data, in simulation.
+    refused = pipeline_kit.factory.encode_abi("deployAccount", args=[b"\x01" * 32, b""])
+    again = pipeline.create_relayer_call(
+        kind="deploy_account",
+        to=pipeline_kit.factory.address,
+        data=bytes.fromhex(refused[2:]),
+        idempotency_key="deploy-again",
+        details={},
+    )
+    next_nonce = RelayerAccount.objects.get().next_nonce
+    before = relayer_nonce(w3)
+    assert pipeline.submit(operation_id=again.pk).status == Status.FAILED
+    again.refresh_from_db()
+    assert again.revert_reason
+    assert again.relayer_nonce is None and again.raw_transaction is None
+    assert RelayerAccount.objects.get().next_nonce == next_nonce
+    assert relayer_nonce(w3) == before
+
+
+def test_a_user_operation_that_reverts_on_chain_fails_with_its_reason(
+    pipeline_kit: PipelineKit, w3: Web3
+) -> None:
+    user, _passkey, account = pipeline_kit.deployed_account("ivan")
+    # The account calls the factory with empty init data: it reverts inside execute().
+    refused = pipeline_kit.factory.encode_abi("deployAccount", args=[b"\x01" * 32, b""])
+    operation = pipeline.create_user_operation(
+        user=user,
+        account=account,
+        kind="add_passkey",
+        call_data=userops.execute_call_data(
+            target=pipeline_kit.factory.address, data=bytes.fromhex(refused[2:])
+        ),
+        idempotency_key="add-again",
+        details={},
+    )
+    assert sign_through_api(pipeline_kit, user, operation).status_code == 200
+    assert pipeline.submit(operation_id=operation.pk).status == Status.FAILED
+    operation.refresh_from_db()
+    # handleOps itself succeeded (the relayer was paid); the user operation did not.
+    assert w3.eth.get_transaction_receipt(HexStr(operation.tx_hash))["status"] == 1
+    assert operation.block_number is not None
+    assert operation.revert_reason
+    assert operation.confirmed_at is None and operation.finished_at is not None
+
+
+def test_a_transaction_the_node_lost_is_sent_again_unchanged(
+    pipeline_kit: PipelineKit, w3: Web3, anvil: devnet.Anvil
+) -> None:
+    """Also the crash between storing the signed transaction and sending it: the node does not
+    know the transaction either way, and the tracker sends the stored bytes."""
+    user = pipeline_kit.user("jack")
+    passkey = pipeline_kit.passkey(user)
+    _account, operation = pipeline_kit.deployment(user, passkey)
+    devnet.rpc(anvil.url, "evm_setAutomine", [False])
+    try:
+        assert pipeline.submit(operation_id=operation.pk).status == Status.SUBMITTED
+        operation.refresh_from_db()
+        first_hash = operation.tx_hash
+        assert w3.eth.get_transaction(first_hash) is not None
+        devnet.rpc(anvil.url, "anvil_dropAllTransactions")
+        assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+        assert w3.eth.get_transaction(first_hash) is not None
+        devnet.rpc(anvil.url, "evm_mine")
+    finally:
+        devnet.rpc(anvil.url, "evm_setAutomine", [True])
+    assert pipeline.track(operation_id=operation.pk).status == Status.CONFIRMED
+    operation.refresh_from_db()
+    assert operation.tx_hash == first_hash and operation.tx_hashes == [first_hash]
+    assert operation.attempts == 2
+
+
+def test_a_stuck_transaction_is_replaced_with_higher_fees(
+    pipeline_kit: PipelineKit, w3: Web3, anvil: devnet.Anvil, settings: Any
+) -> None:
+    user = pipeline_kit.user("kim")
+    passkey = pipeline_kit.passkey(user)
+    _account, operation = pipeline_kit.deployment(user, passkey)
+    devnet.rpc(anvil.url, "evm_setAutomine", [False])
+    try:
+        assert pipeline.submit(operation_id=operation.pk).status == Status.SUBMITTED
+        operation.refresh_from_db()
+        first = w3.eth.get_transaction(operation.tx_hash)
+        settings.CHAIN_REPLACE_AFTER_SECONDS = 0
+        pipeline.track(operation_id=operation.pk)
+        settings.CHAIN_REPLACE_AFTER_SECONDS = 3600
+        operation.refresh_from_db()
+        assert len(operation.tx_hashes) == 2 and operation.tx_hashes[0] == first["hash"].to_0x_hex()
+        second = w3.eth.get_transaction(operation.tx_hashes[1])
+        assert first["nonce"] == second["nonce"] == operation.relayer_nonce
+        assert second["maxPriorityFeePerGas"] * 1000 >= first["maxPriorityFeePerGas"] * 1125
+        assert second["maxFeePerGas"] * 1000 >= first["maxFeePerGas"] * 1125
+        assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+        devnet.rpc(anvil.url, "evm_mine")
+    finally:
+        devnet.rpc(anvil.url, "evm_setAutomine", [True])
+    assert pipeline.track(operation_id=operation.pk).status == Status.CONFIRMED
+    operation.refresh_from_db()
+    # The replacement landed, once; the first is gone.
+    assert operation.tx_hash == operation.tx_hashes[1]
+    mined = [h for h in operation.tx_hashes if receipt_or_none(w3, h) is not None]
+    assert mined == [operation.tx_hash]
+
+
+def receipt_or_none(w3: Web3, tx_hash: str) -> Any:
+    from web3.exceptions import TransactionNotFound
+
+    try:
+        return w3.eth.get_transaction_receipt(HexStr(tx_hash))
+    except TransactionNotFound:
+        return None
+
+
+def test_a_nonce_used_by_someone_else_is_replaced_by_a_fresh_one(
+    pipeline_kit: PipelineKit, w3: Web3, anvil: devnet.Anvil, harness: Any
+) -> None:
+    user = pipeline_kit.user("lena")
+    passkey = pipeline_kit.passkey(user)
+    _account, operation = pipeline_kit.deployment(user, passkey)
+    devnet.rpc(anvil.url, "evm_setAutomine", [False])
+    try:
+        pipeline.submit(operation_id=operation.pk)
+        devnet.rpc(anvil.url, "anvil_dropAllTransactions")
+    finally:
+        devnet.rpc(anvil.url, "evm_setAutomine", [True])
+    # Another program sends from the relayer key and takes the nonce.
+    harness.sender.send(to=harness.relayer.address, value=1)
+    assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+    assert pipeline.track(operation_id=operation.pk).status == Status.CONFIRMED
+    operation.refresh_from_db()
+    assert len(operation.tx_hashes) == 2
+    assert w3.eth.get_transaction(operation.tx_hash)["nonce"] == operation.relayer_nonce
+
+
+def test_a_reorganised_block_sends_the_operation_back_to_submitted(
+    pipeline_kit: PipelineKit, w3: Web3, anvil: devnet.Anvil, settings: Any
+) -> None:
+    settings.CHAIN_CONFIRMATIONS = 3
+    user = pipeline_kit.user("mia")
+    passkey = pipeline_kit.passkey(user)
+    _account, operation = pipeline_kit.deployment(user, passkey)
+    snapshot = devnet.rpc(anvil.url, "evm_snapshot")
+    assert pipeline.submit(operation_id=operation.pk).status == Status.INCLUDED
+    operation.refresh_from_db()
+    old_block = operation.block_hash
+    # The block is replaced by others at the same height without the transaction.
+    devnet.rpc(anvil.url, "evm_revert", [snapshot])
+    devnet.rpc(anvil.url, "anvil_mine", [hex(2)])
+    assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+    # Unknown to the node now: sent again unchanged (and mined), then deep enough.
+    assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+    devnet.rpc(anvil.url, "anvil_mine", [hex(1)])
+    assert pipeline.track(operation_id=operation.pk).status == Status.INCLUDED
+    devnet.rpc(anvil.url, "anvil_mine", [hex(2)])
+    assert pipeline.track(operation_id=operation.pk).status == Status.CONFIRMED
+    operation.refresh_from_db()
+    assert operation.block_hash != old_block
+    assert operation.tx_hashes == [operation.tx_hash]
+
+
+def test_the_tick_expires_unsigned_operations(pipeline_kit: PipelineKit) -> None:
+    user, _passkey, account = pipeline_kit.deployed_account("nina")
+    operation = pipeline.create_user_operation(
+        user=user,
+        account=account,
+        kind="add_passkey",
+        call_data=pipeline_kit.noop_call(),
+        idempotency_key="late",
+        details={},
+    )
+    ChainOperation.objects.filter(pk=operation.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert pipeline.tick().expired == 1
+    operation.refresh_from_db()
+    assert operation.status == Status.EXPIRED and operation.finished_at is not None
+
+
+def test_operations_api_lists_only_the_users_own_newest_first(
+    pipeline_kit: PipelineKit,
+) -> None:
+    user, _passkey, account = pipeline_kit.deployed_account("olga")
+    other, _other_passkey, _other_account = pipeline_kit.deployed_account("pete")
+    mine = pipeline.create_user_operation(
+        user=user,
+        account=account,
+        kind="add_passkey",
+        call_data=pipeline_kit.noop_call(),
+        idempotency_key="mine",
+        details={},
+    )
+    listed = client_for(user).get("/api/v1/operations").json()
+    assert [row["id"] for row in listed["results"]] == [
+        mine.pk,
+        ChainOperation.objects.get(account=account, kind="deploy_account").pk,
+    ]
+    assert listed["count"] == 2
+    outsider = client_for(other)
+    assert outsider.get(f"/api/v1/operations/{mine.pk}").status_code == 404
+    assert outsider.post(f"/api/v1/operations/{mine.pk}/options").status_code == 404
+    assert APIClient().get("/api/v1/operations").status_code in (401, 403)
+
+
+def test_an_undeployed_account_cannot_have_user_operations(pipeline_kit: PipelineKit) -> None:
+    user = pipeline_kit.user("quinn")
+    passkey = pipeline_kit.passkey(user)
+    account, _operation = pipeline_kit.deployment(user, passkey)
+    with pytest.raises(pipeline.PortalError) as refused:
+        pipeline.create_user_operation(
+            user=user,
+            account=account,
+            kind="add_passkey",
+            call_data=b"",
+            idempotency_key="too-early",
+            details={},
+        )
+    assert refused.value.code == "account_not_deployed"
+
+
+def test_user_operation_json_round_trips() -> None:
+    op = userops.build_user_operation(
+        sender="0x000000000000000000000000000000000000dEaD",
+        nonce=userops.nonce(key=2**191 + 5, sequence=7),
+        call_data=b"\x01\x02",
+        verification_gas_limit=1,
+        call_gas_limit=2,
+        pre_verification_gas=3,
+        max_fee_per_gas=4,
+        max_priority_fee_per_gas=5,
+        signature=b"\xff" * 3,
+    )
+    assert pipeline.user_operation_from_json(pipeline.user_operation_to_json(op)) == op
