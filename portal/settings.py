@@ -75,6 +75,14 @@ CHAIN_DEPLOYMENTS_DIR = VAR_DIR / "deployments"
 # `manage.py devchain`: anvil's state file and how often it is dumped (seconds).
 CHAIN_DEVCHAIN_STATE = VAR_DIR / "anvil" / "state.json"
 CHAIN_DEVCHAIN_DUMP_INTERVAL = env.int("CHAIN_DEVCHAIN_DUMP_INTERVAL", default=30)
+# The event indexer (chain.indexer): every run re-reads the last CHAIN_REORG_MARGIN blocks it had
+# indexed; it reads at most CHAIN_INDEXER_BATCH_BLOCKS blocks per eth_getLogs call and database
+# transaction; beat runs it every CHAIN_INDEXER_SECONDS; a chain never indexed is read from
+# CHAIN_INDEXER_START_BLOCK (set it to the contracts' deployment block on a public chain).
+CHAIN_REORG_MARGIN = env.int("CHAIN_REORG_MARGIN", default=2 if _on_anvil else 12)
+CHAIN_INDEXER_SECONDS = env.float("CHAIN_INDEXER_SECONDS", default=2.0)
+CHAIN_INDEXER_BATCH_BLOCKS = env.int("CHAIN_INDEXER_BATCH_BLOCKS", default=1000)
+CHAIN_INDEXER_START_BLOCK = env.int("CHAIN_INDEXER_START_BLOCK", default=0)
 # The operation pipeline (chain/pipeline.py). An operation is `confirmed` once its block is this
 # many blocks deep (1: the block that includes it) and still on the chain.
 CHAIN_CONFIRMATIONS = env.int("CHAIN_CONFIRMATIONS", default=1 if _on_anvil else 12)
@@ -269,6 +277,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Task modules that autodiscovery (app.tasks) does not find.
+CELERY_IMPORTS = ("chain.indexer_tasks",)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "refresh-authenticator-catalog": {
@@ -278,6 +288,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "purge-stale-ceremonies": {
         "task": "passkeys.tasks.purge_stale_ceremonies_task",
         "schedule": timedelta(hours=1),
+    },
+    "index-chain": {
+        "task": "chain.indexer_tasks.index_chain_task",
+        "schedule": timedelta(seconds=CHAIN_INDEXER_SECONDS),
+        # A tick nobody picked up soon is worthless: the next one reads the same blocks.
+        "options": {"expires": max(10.0, 5 * CHAIN_INDEXER_SECONDS)},
     },
     "chain-pipeline-tick": {
         "task": "chain.tasks.pipeline_tick",
