@@ -7,22 +7,52 @@ export class PortalError extends Error {
     this.name = "PortalError";
     this.status = status;
     this.code = body?.code || "error";
+    this.errors = body?.errors || null; // per-field messages of an invalid_request
   }
 }
 
-// POST a JSON body; resolve with the JSON answer, or throw a PortalError carrying the API's detail.
-export async function postJSON(url, body, csrfToken) {
-  const headers = { "Content-Type": "application/json", Accept: "application/json" };
+// Send a JSON body with `method`; resolve with the JSON answer (null for 204), or throw a
+// PortalError carrying the API's detail.
+export async function requestJSON(method, url, body, csrfToken) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   if (csrfToken) headers["X-CSRFToken"] = csrfToken;
   const response = await fetch(url, {
-    method: "POST",
+    method,
     headers,
-    body: JSON.stringify(body),
+    body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
   });
   const answer = await response.json().catch(() => null);
   if (!response.ok) throw new PortalError(response.status, answer);
   return answer;
+}
+
+// POST a JSON body; resolve with the JSON answer, or throw a PortalError carrying the API's detail.
+export function postJSON(url, body, csrfToken) {
+  return requestJSON("POST", url, body, csrfToken);
+}
+
+// WebAuthn Signal API (feature-detected): tell the device which of its passkeys for this site the
+// portal still accepts, so it can hide the ones that were deleted. `element` carries
+// data-rp-id and data-user-id; each passkey inside it carries data-credential-id (base64url).
+export async function signalAcceptedCredentials(element) {
+  if (typeof window.PublicKeyCredential?.signalAllAcceptedCredentials !== "function") return;
+  const { rpId, userId } = element.dataset;
+  if (!rpId || !userId) return;
+  const allAcceptedCredentialIds = [...element.querySelectorAll("[data-credential-id]")].map(
+    (passkey) => passkey.dataset.credentialId,
+  );
+  try {
+    await PublicKeyCredential.signalAllAcceptedCredentials({
+      rpId,
+      userId,
+      allAcceptedCredentialIds,
+    });
+    element.dataset.signalled = "accepted";
+  } catch {
+    // Only a hint to the device: nothing the person needs to hear about.
+  }
 }
 
 // A pending request that was cancelled on purpose (by us, not the person): nothing to say.

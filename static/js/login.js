@@ -1,6 +1,7 @@
 // /login: passkey autofill on the username field (conditional UI) from page load, and a
 // "Sign in with a passkey" button that cancels the pending autofill request before starting its
-// own: discoverable, or username-first when a username is typed in.
+// own: discoverable, or username-first when a username is typed in. A local ?next= path (the
+// admin's login sends people here) is where a successful sign-in goes.
 import { PortalError, describe, postJSON, say, setBusy, wasAborted } from "./ceremony.js";
 
 const { startAuthentication, browserSupportsWebAuthnAutofill, WebAuthnAbortService } =
@@ -8,6 +9,25 @@ const { startAuthentication, browserSupportsWebAuthnAutofill, WebAuthnAbortServi
 const form = document.getElementById("login-form");
 const button = document.getElementById("passkey-button");
 let buttonPressed = false;
+
+// Where to go after signing in: a local path from ?next=, or the portal's default.
+function nextPath() {
+  const next = new URLSearchParams(window.location.search).get("next") || "";
+  return next.startsWith("/") && !next.startsWith("//") ? next : "";
+}
+
+// WebAuthn Signal API (feature-detected): the device offered a passkey the portal does not know
+// (deleted here, or never registered), so it may hide it from now on.
+async function signalUnknown(rpId, credentialId) {
+  if (typeof window.PublicKeyCredential?.signalUnknownCredential !== "function") return;
+  if (!rpId || !credentialId) return;
+  try {
+    await PublicKeyCredential.signalUnknownCredential({ rpId, credentialId });
+    form.dataset.signalled = "unknown";
+  } catch {
+    // Only a hint to the device.
+  }
+}
 
 async function signIn(options, useBrowserAutofill) {
   const credential = await startAuthentication({
@@ -17,7 +37,17 @@ async function signIn(options, useBrowserAutofill) {
   say("Checking your passkey…");
   const csrfToken = form.elements.csrfmiddlewaretoken.value;
   const body = { ceremony_id: options.ceremony_id, credential };
-  const result = await postJSON(form.action, body, csrfToken);
+  const next = nextPath();
+  if (next) body.next = next;
+  let result;
+  try {
+    result = await postJSON(form.action, body, csrfToken);
+  } catch (error) {
+    if (error instanceof PortalError && error.code === "unknown_credential") {
+      await signalUnknown(options.publicKey.rpId || window.location.hostname, credential.id);
+    }
+    throw error;
+  }
   say("Signed in. Opening your account…", "success");
   window.location.assign(result.redirect);
 }

@@ -43,7 +43,7 @@ def passkey_rows(html: str) -> list[str]:
     """The passkey table's body rows, tags stripped and whitespace collapsed."""
     body = re.search(r"<tbody>(.*)</tbody>", html, re.S)
     assert body, "no passkey table"
-    rows = re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.S)
     return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]
 
 
