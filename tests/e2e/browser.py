@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
@@ -22,6 +23,7 @@ class VirtualAuthenticator:
 
     driver: webdriver.Chrome
     authenticator_id: str
+    removed: bool = False
 
     def _cdp(self, command: str, **params: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.driver.execute_cdp_cmd(
@@ -32,6 +34,13 @@ class VirtualAuthenticator:
     def credentials(self) -> list[dict[str, Any]]:
         """The passkeys this authenticator holds (CDP `Credential` objects)."""
         return list(self._cdp("getCredentials")["credentials"])
+
+    def remove(self) -> None:
+        """Take the authenticator out of the tab (like unplugging a key); safe to repeat."""
+        if self.removed:
+            return
+        self._cdp("removeVirtualAuthenticator")
+        self.removed = True
 
     def clear_credentials(self) -> None:
         self._cdp("clearCredentials")
@@ -111,6 +120,19 @@ class Page:
         )
         time.sleep(0.3)  # the request is async: let it reach the authenticator
 
+    def expire_reauthentication(self) -> None:
+        """Age the browser session's passkey confirmation, so the next sensitive action asks for
+        one again (as it does once the re-authentication window has passed)."""
+        from django.contrib.sessions.backends.db import SessionStore
+
+        from accounts.services import SESSION_REAUTHENTICATED_AT
+
+        cookie = self.driver.get_cookie(settings.SESSION_COOKIE_NAME)
+        assert cookie, "not signed in"
+        session = SessionStore(session_key=cookie["value"])
+        session[SESSION_REAUTHENTICATED_AT] = "2000-01-01T00:00:00+00:00"
+        session.save()
+
     def message(self) -> str:
         """What the page's live region says right now ('' when there is none)."""
         found = self.driver.find_elements(By.ID, "message")
@@ -131,6 +153,21 @@ class Page:
         )
         assert self.driver.find_element(By.ID, "message").is_displayed()
         return str(text)
+
+    def wait_for_saying(self, expected: str, *, kind: str = "success") -> None:
+        """Wait until the live region says exactly `expected` with `kind` (e.g. after a reload)."""
+        script = (
+            "const region = document.getElementById('message');"
+            "return region ? [region.dataset.kind || '', region.textContent] : null;"
+        )
+        try:
+            WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.05).until(
+                lambda driver: driver.execute_script(script) == [kind, expected]
+            )
+        except TimeoutException:
+            raise AssertionError(
+                f"expected the page to say {expected!r} ({kind}); it says {self.message()!r}"
+            ) from None
 
     def text(self, selector: str = "main") -> str:
         return str(self.driver.find_element(By.CSS_SELECTOR, selector).text)

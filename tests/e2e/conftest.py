@@ -55,33 +55,47 @@ def portal_url(live_server: LiveServer, settings: Any) -> str:
     return url
 
 
+AUTHENTICATOR_OPTIONS = {
+    "protocol": "ctap2",
+    "ctap2Version": "ctap2_1",
+    "transport": "internal",
+    "hasResidentKey": True,
+    "hasUserVerification": True,
+    "isUserVerified": True,
+    "automaticPresenceSimulation": True,
+}
+
+
 @pytest.fixture
-def virtual_authenticator(browser: webdriver.Chrome) -> Iterator[VirtualAuthenticator]:
-    """A fresh authenticator for one test (Chromium allows one internal authenticator per tab)."""
+def add_authenticator(browser: webdriver.Chrome) -> Iterator[Callable[..., VirtualAuthenticator]]:
+    """Add virtual authenticators to the tab (CDP options override the defaults above, e.g.
+    `transport="usb"` for a security key or `defaultBackupEligibility=True` for a synced passkey
+    provider); all of them are removed, and the cookies deleted, after the test."""
+    added: list[VirtualAuthenticator] = []
     browser.execute_cdp_cmd("WebAuthn.enable", {"enableUI": False})
-    added = browser.execute_cdp_cmd(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "ctap2Version": "ctap2_1",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-            }
-        },
-    )
-    authenticator = VirtualAuthenticator(browser, added["authenticatorId"])
-    try:
-        yield authenticator
-    finally:
-        browser.execute_cdp_cmd(
-            "WebAuthn.removeVirtualAuthenticator",
-            {"authenticatorId": authenticator.authenticator_id},
+
+    def add(**options: Any) -> VirtualAuthenticator:
+        answer = browser.execute_cdp_cmd(
+            "WebAuthn.addVirtualAuthenticator", {"options": {**AUTHENTICATOR_OPTIONS, **options}}
         )
+        authenticator = VirtualAuthenticator(browser, answer["authenticatorId"])
+        added.append(authenticator)
+        return authenticator
+
+    try:
+        yield add
+    finally:
+        for authenticator in added:
+            authenticator.remove()
         browser.delete_all_cookies()
+
+
+@pytest.fixture
+def virtual_authenticator(
+    add_authenticator: Callable[..., VirtualAuthenticator],
+) -> VirtualAuthenticator:
+    """A fresh authenticator for one test (Chromium allows one internal authenticator per tab)."""
+    return add_authenticator()
 
 
 @pytest.fixture
