@@ -199,3 +199,73 @@ def test_the_navigation_matches_whether_someone_is_signed_in(client: Client, ada
     signed_in = client.get("/account").text
     assert 'action="/logout"' in signed_in
     assert 'href="/login"' not in signed_in
+
+
+# --- the resilience card and links ------------------------------------------------------------
+
+
+def resilience_card(html: str) -> str:
+    card = re.search(r'<article id="resilience".*?</article>', html, re.S)
+    assert card, "no resilience card"
+    return card.group(0)
+
+
+def test_one_passkey_is_at_risk_and_the_fix_is_another_device(signed_in: Client, ada: User) -> None:
+    make_passkey(ada, "Phone", backup_eligible=True, backed_up=True)
+
+    card = resilience_card(signed_in.get("/account").text)
+
+    assert 'class="resilience at-risk"' in card
+    assert "You have only one passkey" in card
+    assert card.count('role="button"') == 1, "one action"
+    assert 'href="/account/passkeys?add=hybrid#add">Add a passkey on another device</a>' in card
+
+
+def test_no_passkey_at_all_is_at_risk(signed_in: Client) -> None:
+    card = resilience_card(signed_in.get("/account").text)
+
+    assert "at-risk" in card and "Add a passkey on another device" in card
+
+
+def test_only_device_bound_passkeys_are_at_risk_and_the_fix_is_a_synced_one(
+    signed_in: Client, ada: User
+) -> None:
+    make_passkey(ada, "Laptop")
+    make_passkey(ada, "Key", transports=["usb"])
+
+    card = resilience_card(signed_in.get("/account").text)
+
+    assert "at-risk" in card
+    assert "none of them is synced" in card
+    assert card.count('role="button"') == 1, "one action"
+    assert 'href="/account/passkeys?add=client-device#add">Add a synced passkey</a>' in card
+
+
+def test_two_passkeys_one_synced_is_ok(signed_in: Client, ada: User) -> None:
+    make_passkey(ada, "Laptop")
+    make_passkey(ada, "Phone", backup_eligible=True, backed_up=True)
+
+    card = resilience_card(signed_in.get("/account").text)
+
+    assert 'class="resilience ok"' in card
+    assert "can survive a lost device" in card
+    assert "role=" not in card
+
+
+def test_the_account_shows_providers_and_links_to_manage_and_activity(
+    signed_in: Client, ada: User
+) -> None:
+    from passkeys.models import AuthenticatorProvider
+
+    aaguid = "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4"
+    AuthenticatorProvider.objects.create(
+        aaguid=aaguid, name="Google Password Manager", icon_light="data:image/png;base64,AA=="
+    )
+    make_passkey(ada, "Phone", aaguid=aaguid, backup_eligible=True)
+
+    html = signed_in.get("/account").text
+
+    assert passkey_rows(html)[0].startswith("Phone Google Password Manager Synced")
+    assert '<img class="provider-icon" src="data:image/png;base64,AA=="' in html
+    assert 'href="/account/passkeys">Manage passkeys</a>' in html
+    assert 'href="/account/activity">Activity</a>' in html
