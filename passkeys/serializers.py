@@ -60,6 +60,7 @@ class PasskeyOutput(serializers.ModelSerializer[Passkey]):
             "aaguid",
             "device_type",
             "backed_up",
+            "onchain",
             "transports",
             "created_at",
             "last_used_at",

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +22,16 @@ from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
 
 CHALLENGE_BYTES = 32
+
+
+def smart_accounts() -> ModuleType:
+    """accounts.smart_accounts, imported late: it builds on the chain pipeline, which in turn
+    verifies passkeys with this module."""
+    from accounts import smart_accounts as module
+
+    return module
+
+
 DEFAULT_PASSKEY_NAME = "Passkey"
 
 
@@ -113,6 +124,7 @@ def complete_registration(
             record_event(
                 kind=AuditEvent.Kind.SIGNUP, user=user, client=client, passkey_id=passkey.pk
             )
+            smart_accounts().open_smart_account(user=user, passkey=passkey)
     except IntegrityError as exc:
         raise Conflict("username_taken", "That username is taken.") from exc
     return user, passkey
@@ -335,6 +347,7 @@ def complete_passkey_registration(
         with transaction.atomic():
             _ensure_credential_new(verified.credential_id)
             passkey = _store_passkey(user=user, verified=verified, name=name)
+            smart_accounts().add_passkey_on_chain(passkey=passkey)
             record_event(
                 kind=AuditEvent.Kind.PASSKEY_ADDED,
                 user=user,
@@ -393,6 +406,7 @@ def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
         raise NotFound("passkey_not_found", "No such passkey.")
     if len(remaining) == 1:
         raise Conflict("last_passkey", "This is your only passkey: add another one first.")
+    smart_accounts().remove_passkey_on_chain(passkey=passkey)
     passkey.delete()
     record_event(
         kind=AuditEvent.Kind.PASSKEY_DELETED,

@@ -191,6 +191,7 @@ def test_list_shows_each_passkey_for_what_it_is(make_account: Any) -> None:
         "aaguid",
         "device_type",
         "backed_up",
+        "onchain",
         "transports",
         "created_at",
         "last_used_at",

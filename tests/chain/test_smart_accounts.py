@@ -1,0 +1,272 @@
+"""Every account on chain: sign-up deploys a smart account holding the sign-up passkey, and adding
+or deleting a passkey later is a change on chain approved with a passkey the person already has."""
+
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+from web3 import Web3
+
+from accounts.models import SmartAccount, User
+from accounts.smart_accounts import chain_origin
+from chain import pipeline
+from chain.client import contract
+from chain.indexer import index_chain
+from chain.models import ChainOperation
+from chain.operations import transition
+from passkeys.models import Passkey
+from tests.support.authenticator import SoftAuthenticator
+
+Status = ChainOperation.Status
+
+
+def settle(operation_id: int) -> ChainOperation:
+    """What the worker does for an operation, run here: submit it and track it to the end."""
+    pipeline.submit(operation_id=operation_id)
+    for _ in range(10):
+        operation = ChainOperation.objects.get(pk=operation_id)
+        if operation.status in (Status.CONFIRMED, Status.FAILED):
+            break
+        pipeline.track(operation_id=operation_id)
+    return ChainOperation.objects.get(pk=operation_id)
+
+
+def deployment_id(account: SmartAccount) -> int:
+    assert account.deployment_id is not None
+    return account.deployment_id
+
+
+class Person:
+    def __init__(self, client: APIClient, authenticator: SoftAuthenticator, body: dict[str, Any]):
+        self.client = client
+        self.authenticator = authenticator
+        self.headers = {"Authorization": f"Bearer {body['token']}"}
+        self.user = User.objects.get(pk=body["user"]["id"])
+
+    def post(self, url: str, body: Any = None) -> Any:
+        return self.client.post(url, body or {}, format="json", headers=self.headers)
+
+    def approve(self, operation: ChainOperation, *, with_credential: bytes | None = None) -> Any:
+        options = self.post(f"/api/v1/operations/{operation.pk}/options").json()
+        credential = self.authenticator.get(options["publicKey"], credential_id=with_credential)
+        return self.post(f"/api/v1/operations/{operation.pk}/sign", {"credential": credential})
+
+    def add_passkey(self, authenticator: SoftAuthenticator) -> Passkey:
+        options = self.post("/api/v1/passkeys/register/options").json()
+        response = self.post(
+            "/api/v1/passkeys/register/verify",
+            {
+                "ceremony_id": options["ceremony_id"],
+                "credential": authenticator.create(options["publicKey"]),
+            },
+        )
+        assert response.status_code == 201, response.content
+        assert response.json()["onchain"] == "pending"
+        return Passkey.objects.get(pk=response.json()["id"])
+
+
+@pytest.fixture
+def sign_up_on_chain(pipeline_chain: dict[str, str]) -> Any:
+    def _sign_up(username: str) -> Person:
+        client = APIClient(REMOTE_ADDR="203.0.113.9")
+        authenticator = SoftAuthenticator()
+        options = client.post(
+            "/api/v1/auth/register/options", {"username": username}, format="json"
+        ).json()
+        response = client.post(
+            "/api/v1/auth/register/verify",
+            {
+                "ceremony_id": options["ceremony_id"],
+                "credential": authenticator.create(options["publicKey"]),
+            },
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        return Person(client, authenticator, response.json())
+
+    return _sign_up
+
+
+def key_on_chain(
+    w3: Web3, addresses: dict[str, str], account: str, passkey: Passkey
+) -> list[bytes]:
+    validator = contract(w3, "WebAuthnValidator", addresses["WebAuthnValidator"])
+    key = validator.functions.getAccountKey(
+        chain_origin(), bytes(passkey.credential_id), account
+    ).call()
+    return [bytes(part) for part in key]
+
+
+def test_sign_up_opens_and_deploys_the_account(
+    sign_up_on_chain: Any, w3: Web3, pipeline_chain: dict[str, str]
+) -> None:
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+
+    assert account.status == SmartAccount.Status.DEPLOYING
+    assert Web3.is_checksum_address(account.address)
+    assert w3.eth.get_code(Web3.to_checksum_address(account.address)) == b""
+    factory = contract(w3, "MSAFactory", pipeline_chain["MSAFactory"])
+    predicted = factory.functions.predictAccountAddress(
+        account.deployer, bytes.fromhex(account.salt[2:]), bytes(account.init_data)
+    ).call()
+    assert predicted == account.address
+
+    deployment = settle(deployment_id(account))
+
+    assert deployment.status == Status.CONFIRMED
+    account.refresh_from_db()
+    assert account.status == SmartAccount.Status.DEPLOYED
+    assert w3.eth.get_code(Web3.to_checksum_address(account.address)) != b""
+    passkey = Passkey.objects.get(user=alice.user)
+    assert key_on_chain(w3, pipeline_chain, account.address, passkey) != [bytes(32), bytes(32)]
+    index_chain()
+    passkey.refresh_from_db()
+    assert passkey.onchain == Passkey.OnChain.ACTIVE
+
+
+def test_a_second_passkey_is_approved_by_the_first_and_both_are_on_chain(
+    sign_up_on_chain: Any, w3: Web3, pipeline_chain: dict[str, str]
+) -> None:
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+    settle(deployment_id(account))
+    index_chain()
+    first = Passkey.objects.get(user=alice.user)
+
+    second = alice.add_passkey(SoftAuthenticator())
+    operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    assert operation.status == Status.AWAITING_SIGNATURE
+    assert operation.details["passkey_id"] == second.pk
+
+    signed = alice.approve(operation, with_credential=bytes(first.credential_id))
+    assert signed.status_code == 200, signed.content
+    assert settle(operation.pk).status == Status.CONFIRMED
+    index_chain()
+
+    second.refresh_from_db()
+    assert second.onchain == Passkey.OnChain.ACTIVE
+    for passkey in (first, second):
+        assert key_on_chain(w3, pipeline_chain, account.address, passkey) != [bytes(32)] * 2
+
+
+def test_a_passkey_added_while_deploying_is_queued_once_deployed(
+    sign_up_on_chain: Any, pipeline_chain: dict[str, str]
+) -> None:
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+    second = alice.add_passkey(SoftAuthenticator())
+    assert not ChainOperation.objects.filter(kind=ChainOperation.Kind.ADD_PASSKEY).exists()
+
+    settle(deployment_id(account))
+
+    operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    assert operation.details["passkey_id"] == second.pk
+    assert operation.status == Status.AWAITING_SIGNATURE
+
+
+def test_deleting_a_passkey_removes_it_on_chain(
+    sign_up_on_chain: Any, w3: Web3, pipeline_chain: dict[str, str]
+) -> None:
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+    settle(deployment_id(account))
+    index_chain()
+    first = Passkey.objects.get(user=alice.user)
+    helper = SoftAuthenticator()
+    second = alice.add_passkey(helper)
+    add = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    alice.approve(add, with_credential=bytes(first.credential_id))
+    settle(add.pk)
+    index_chain()
+
+    response = alice.client.delete(f"/api/v1/passkeys/{first.pk}", headers=alice.headers)
+
+    assert response.status_code == 204
+    removal = ChainOperation.objects.get(kind=ChainOperation.Kind.REMOVE_PASSKEY)
+    alice.authenticator = helper
+    assert alice.approve(removal, with_credential=bytes(second.credential_id)).status_code == 200
+    assert settle(removal.pk).status == Status.CONFIRMED
+    assert key_on_chain(w3, pipeline_chain, account.address, first) == [bytes(32)] * 2
+    assert key_on_chain(w3, pipeline_chain, account.address, second) != [bytes(32)] * 2
+
+
+def test_the_last_passkey_on_chain_cannot_be_removed(
+    sign_up_on_chain: Any, pipeline_chain: dict[str, str]
+) -> None:
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+    settle(deployment_id(account))
+    index_chain()
+    first = Passkey.objects.get(user=alice.user)
+    alice.add_passkey(SoftAuthenticator())  # added, but not approved: pending on chain
+
+    response = alice.client.delete(f"/api/v1/passkeys/{first.pk}", headers=alice.headers)
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "last_onchain_passkey"
+    assert Passkey.objects.filter(pk=first.pk).exists()
+    assert not ChainOperation.objects.filter(kind=ChainOperation.Kind.REMOVE_PASSKEY).exists()
+
+
+def test_failed_deployments_are_visible_and_queued_again(
+    sign_up_on_chain: Any, pipeline_chain: dict[str, str]
+) -> None:
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+    transition(operation_id=deployment_id(account), to=Status.FAILED, last_error="test")
+    account.refresh_from_db()
+    assert account.status == SmartAccount.Status.FAILED
+
+    call_command("redeployaccounts")
+
+    account.refresh_from_db()
+    assert account.status == SmartAccount.Status.DEPLOYING
+    retry = ChainOperation.objects.get(pk=deployment_id(account))
+    assert retry.details == {"attempt": 2}
+    assert settle(retry.pk).status == Status.CONFIRMED
+    account.refresh_from_db()
+    assert account.status == SmartAccount.Status.DEPLOYED
+
+
+def test_users_who_signed_up_without_a_chain_get_an_account_later(
+    api_client: APIClient, sign_up: Any, pipeline_chain: dict[str, str], settings: Any
+) -> None:
+    from chain.models import Deployment
+
+    saved = list(Deployment.objects.values("chain_id", "name", "address", "code_hash"))
+    Deployment.objects.all().delete()
+    sign_up("bob")
+    assert not SmartAccount.objects.exists()
+    Deployment.objects.bulk_create([Deployment(**row) for row in saved])
+
+    call_command("openaccounts")
+
+    account = SmartAccount.objects.get(user__username="bob")
+    assert settle(deployment_id(account)).status == Status.CONFIRMED
+
+
+def test_an_unreachable_chain_refuses_the_change_and_writes_nothing(
+    sign_up_on_chain: Any, pipeline_chain: dict[str, str], settings: Any
+) -> None:
+    from chain.devnet import free_port
+
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+    settle(deployment_id(account))
+    settings.CHAIN_RPC_URL = f"http://127.0.0.1:{free_port()}"
+    options = alice.post("/api/v1/passkeys/register/options").json()
+
+    response = alice.post(
+        "/api/v1/passkeys/register/verify",
+        {
+            "ceremony_id": options["ceremony_id"],
+            "credential": SoftAuthenticator().create(options["publicKey"]),
+        },
+    )
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "chain_unavailable"
+    assert Passkey.objects.filter(user=alice.user).count() == 1
+    assert not ChainOperation.objects.filter(kind=ChainOperation.Kind.ADD_PASSKEY).exists()
