@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -283,16 +283,20 @@ def index_chain(
     source = _Source(w3=w3, addresses=addresses)
     batch = max(1, batch_blocks or settings.CHAIN_INDEXER_BATCH_BLOCKS)
     if from_block is not None:
+        if from_block > w3.eth.block_number:
+            raise IndexerError(f"block {from_block} is beyond the head of chain {chain_id}")
         _rewind(w3=w3, chain_id=chain_id, from_block=from_block)
 
     advanced = 0
     retries = 0
     while max_blocks is None or advanced < max_blocks:
         limit = batch if max_blocks is None else min(batch, max_blocks - advanced)
+        before = replace(result)
         try:
             with transaction.atomic():
                 moved = _index_batch(source=source, chain_id=chain_id, limit=limit, result=result)
         except _ChainMoved:
+            result = before  # the batch's transaction was rolled back: so are its counts
             retries += 1
             if retries > MAX_RETRIES:
                 raise IndexerError("the chain kept changing while being read") from None

@@ -315,6 +315,27 @@ def test_a_reorg_to_a_shorter_chain_is_rolled_back(
     assert IndexerCursor.objects.get(chain_id=CHAIN_ID).last_indexed_block == w3.eth.block_number
 
 
+def test_a_reorg_below_every_kept_block_hash_reads_the_chain_again_from_the_start(
+    w3: Web3, anvil: devnet.Anvil, deployed: dict[str, str], harness: Harness
+) -> None:
+    key = SoftwarePasskey(origin=ORIGIN)
+    alice = person_on_chain(harness, key)
+    snapshot = devnet.rpc(anvil.url, "evm_snapshot")
+    phone = SoftwarePasskey(origin=ORIGIN)
+    phone_row = passkey_row(alice.user, phone)
+    add_key(harness, alice.account.address, key, phone)
+    index(w3)  # one batch: its end, above the fork, is the only block hash kept
+    assert IndexedBlock.objects.count() == 1 and onchain(phone_row) == ACTIVE
+
+    devnet.rpc(anvil.url, "evm_revert", [snapshot])
+    mine_other_blocks(w3, 3)
+    result = index(w3)
+    assert result.reorgs == 1 and result.from_block == 0
+    assert (result.events_removed, result.events_added) == (4, 2)
+    assert onchain(phone_row) == PENDING and onchain(alice.passkey) == ACTIVE
+    assert status(alice.account) == SmartAccount.Status.DEPLOYED
+
+
 def test_anvil_reorg_dropping_a_removal_makes_the_passkey_active_again(
     w3: Web3, anvil: devnet.Anvil, deployed: dict[str, str], harness: Harness
 ) -> None:
