@@ -1,6 +1,7 @@
+from django.conf import settings
 from django.db.models import QuerySet
 
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent, SmartAccount, User
 from passkeys.selectors import passkeys_of
 
 AT_RISK_SINGLE_PASSKEY = "single_passkey"
@@ -16,6 +17,19 @@ def account_resilience(*, user: User) -> dict[str, object]:
     if not any(p.backup_eligible for p in passkeys):
         reasons.append(AT_RISK_NO_SYNCED_PASSKEY)
     return {"level": "at_risk" if reasons else "ok", "reasons": reasons}
+
+
+def smart_account_of(*, user: User) -> SmartAccount | None:
+    """The user's smart account on the configured chain, if one was opened."""
+    return SmartAccount.objects.filter(user=user, chain_id=settings.CHAIN_ID).first()
+
+
+def chain_context(*, user: User) -> dict[str, object]:
+    """What the pages that show the smart account need."""
+    return {
+        "smart_account": smart_account_of(user=user),
+        "explorer_url": settings.CHAIN_EXPLORER_URL.rstrip("/"),
+    }
 
 
 def activity_of(*, user: User) -> QuerySet[AuditEvent]:

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import AuditEvent, User
-from accounts.selectors import account_resilience, activity_of
+from accounts.selectors import account_resilience, activity_of, chain_context
 from accounts.services import record_event
 from passkeys.selectors import passkey_list
 from portal.client_info import ClientInfo
@@ -26,7 +26,11 @@ def account_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/account.html",
-        {"passkeys": passkey_list(user=user), "resilience": account_resilience(user=user)},
+        {
+            "passkeys": passkey_list(user=user),
+            "resilience": account_resilience(user=user),
+            **chain_context(user=user),
+        },
     )
 
 

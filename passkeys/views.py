@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.selectors import account_resilience
+from accounts.selectors import account_resilience, chain_context
 from accounts.services import mark_reauthenticated
 from passkeys import services
 from passkeys.selectors import passkey_list
@@ -53,7 +53,11 @@ def passkeys_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "passkeys/manage.html",
-        {"passkeys": passkey_list(user=user), "resilience": account_resilience(user=user)},
+        {
+            "passkeys": passkey_list(user=user),
+            "resilience": account_resilience(user=user),
+            **chain_context(user=user),
+        },
     )
 
 

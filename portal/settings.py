@@ -83,6 +83,8 @@ CHAIN_REORG_MARGIN = env.int("CHAIN_REORG_MARGIN", default=2 if _on_anvil else 1
 CHAIN_INDEXER_SECONDS = env.float("CHAIN_INDEXER_SECONDS", default=2.0)
 CHAIN_INDEXER_BATCH_BLOCKS = env.int("CHAIN_INDEXER_BATCH_BLOCKS", default=1000)
 CHAIN_INDEXER_START_BLOCK = env.int("CHAIN_INDEXER_START_BLOCK", default=0)
+# A block explorer's base URL; /account links the smart account's address to {URL}/address/{addr}.
+CHAIN_EXPLORER_URL = env.str("CHAIN_EXPLORER_URL", default="")
 # The operation pipeline (chain/pipeline.py). An operation is `confirmed` once its block is this
 # many blocks deep (1: the block that includes it) and still on the chain.
 CHAIN_CONFIRMATIONS = env.int("CHAIN_CONFIRMATIONS", default=1 if _on_anvil else 12)
