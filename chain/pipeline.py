@@ -36,7 +36,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from eth_abi import decode
 from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
@@ -67,7 +69,7 @@ MIN_PRIORITY_FEE = 1_000_000  # wei: 0.001 gwei, the floor on a dev chain
 # A replacement must pay at least 12.5% more than the transaction it replaces (geth, anvil).
 REPLACEMENT_BUMP_NUMERATOR, REPLACEMENT_BUMP_DENOMINATOR = 1125, 1000
 # Signed operations idle this long are re-dispatched by the tick.
-STALE_SIGNED = timedelta(seconds=5)
+STALE_SIGNED = timedelta(seconds=10)
 TRACK_BATCH = 200
 
 UINT192_MAX = 2**192 - 1
@@ -422,7 +424,7 @@ def sign_operation(
                 expect=Status.AWAITING_SIGNATURE,
                 user_operation=user_operation_to_json(signed),
                 tx_data=handle_ops_data(signed, beneficiary=relayer().address),
-                details={**operation.details, "passkey_id": passkey.pk},
+                details={**operation.details, "signed_with_passkey_id": passkey.pk},
             )
         except TransitionRefused as exc:
             raise Conflict(
@@ -615,7 +617,6 @@ def submit(*, operation_id: int) -> Outcome:
                 tx_hash=tx_hash,
                 tx_hashes=[tx_hash],
                 attempts=locked.attempts + 1,
-                details={**locked.details, "gas": gas},
             )
     if sent_by_someone_else:
         return track(operation_id=operation_id)
@@ -718,8 +719,22 @@ def _track_submitted(w3: Web3, operation: ChainOperation) -> ChainOperation:
     if not any(_known(w3, tx_hash) for tx_hash in hashes):
         latest_nonce = int(_call_chain(w3.eth.get_transaction_count, operation.relayer, "latest"))
         if operation.relayer_nonce is not None and latest_nonce > operation.relayer_nonce:
-            # Our nonce was used by a transaction that is not ours: send with a new one.
-            return _resubmit_with_new_nonce(w3, operation)
+            # Our nonce was used by a transaction that is not ours. If that transaction (or any)
+            # already executed our user operation, follow it; otherwise send with a new nonce.
+            landed = _executed_by(w3, operation)
+            if landed is None:
+                return _resubmit_with_new_nonce(w3, operation)
+            if not landed:
+                ChainOperation.objects.filter(pk=operation.pk).update(
+                    last_error="the user operation was executed by a transaction not found"
+                )
+                return ChainOperation.objects.get(pk=operation.pk)
+            return _safe_transition(
+                operation,
+                to=Status.SUBMITTED,
+                tx_hash=landed,
+                tx_hashes=[*operation.tx_hashes, landed],
+            )
         # The node lost it (restarted, dropped from its pool): the same bytes again.
         logger.info("operation %s: transaction unknown to the node, sending it again", operation.pk)
         ChainOperation.objects.filter(pk=operation.pk).update(attempts=operation.attempts + 1)
@@ -737,6 +752,44 @@ def _bump(old: int | None, floor: int) -> int:
     return max(bumped, floor, (old or 0) + 1)
 
 
+USER_OPERATION_EVENT = (
+    "0x"
+    + keccak(text="UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)").hex()
+)
+# How far back to look for the transaction that executed a user operation (blocks).
+EXECUTED_LOOKBACK_BLOCKS = 5000
+
+
+def _executed_by(w3: Web3, operation: ChainOperation) -> str | None:
+    """For a user operation the EntryPoint has already consumed the nonce of: the hash of the
+    transaction that executed it ("" when not found nearby). None when it has not been executed
+    (or the operation is a plain relayer call)."""
+    if not operation.user_operation or not operation.user_op_hash:
+        return None
+    op = user_operation_from_json(operation.user_operation)
+    key, sequence = op.nonce >> 64, op.nonce & (2**64 - 1)
+    entry_point = _entry_point(w3)
+    if int(_call_chain(entry_point.functions.getNonce(op.sender, key).call)) <= sequence:
+        return None
+    head = int(_call_chain(lambda: w3.eth.block_number))
+    logs = _call_chain(
+        w3.eth.get_logs,
+        {
+            "address": entry_point.address,
+            "fromBlock": max(0, head - EXECUTED_LOOKBACK_BLOCKS),
+            "toBlock": head,
+            "topics": [USER_OPERATION_EVENT, operation.user_op_hash],
+        },
+    )
+    return "0x" + bytes(logs[-1]["transactionHash"]).hex() if logs else ""
+
+
+def _stored_gas(operation: ChainOperation) -> int:
+    """The gas limit of the transaction last signed for the operation."""
+    raw = bytes(operation.raw_transaction or b"")
+    return int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["gas"])
+
+
 def _replace(w3: Web3, operation: ChainOperation) -> ChainOperation:
     """The same call at the same nonce with at least 12.5% higher fees; every hash is kept."""
     max_fee, priority = _fees(w3)
@@ -746,7 +799,7 @@ def _replace(w3: Web3, operation: ChainOperation) -> ChainOperation:
     raw, tx_hash = _sign(
         operation=operation,
         nonce=operation.relayer_nonce,
-        gas=int(operation.details.get("gas", 1_000_000)),
+        gas=_stored_gas(operation),
         max_fee=new_max_fee,
         priority=new_priority,
     )
@@ -796,7 +849,6 @@ def _resubmit_with_new_nonce(w3: Web3, operation: ChainOperation) -> ChainOperat
             max_fee_per_gas=max_fee,
             max_priority_fee_per_gas=priority,
             attempts=locked.attempts + 1,
-            details={**locked.details, "gas": gas},
         )
     _send(w3, updated.pk, raw)
     return updated

@@ -258,6 +258,20 @@ def celery_workers(
     app.control.purge()
 
 
+def advance(operation_id: int, *, until: str | set[str], timeout: float = 10) -> str:
+    """Run the pipeline in-process (submit, then track) until the operation reaches `until` or
+    stops moving. anvil's automine may answer a send before the block exists: poll a little."""
+    from chain import pipeline
+
+    wanted = {until} if isinstance(until, str) else until
+    deadline = time.monotonic() + timeout
+    outcome = pipeline.submit(operation_id=operation_id)
+    while outcome.status not in wanted and outcome.pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+        outcome = pipeline.track(operation_id=operation_id)
+    return str(outcome.status)
+
+
 class PipelineKit:
     """People with passkeys and smart accounts deployed through the pipeline itself."""
 
@@ -353,13 +367,13 @@ class PipelineKit:
 
     def deployed_account(self, username: str) -> tuple[Any, Any, Any]:
         """(user, passkey, account): the account deployed by running the pipeline in-process."""
-        from chain import pipeline
 
         user = self.user(username)
         passkey = self.passkey(user)
         account, operation = self.deployment(user, passkey)
-        outcome = pipeline.submit(operation_id=operation.pk)
-        assert outcome.status == "confirmed", outcome
+        status = advance(operation.pk, until="confirmed")
+        operation.refresh_from_db()
+        assert status == "confirmed", (status, operation.last_error, operation.tx_hash)
         self.mark_deployed(account, passkey)
         return user, passkey, account
 

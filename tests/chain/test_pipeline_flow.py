@@ -15,7 +15,7 @@ from chain import devnet, pipeline, userops
 from chain.models import ChainOperation, RelayerAccount
 from chain.operations import operation_changed
 from passkeys.models import Ceremony
-from tests.chain.conftest import PipelineKit
+from tests.chain.conftest import PipelineKit, advance
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -59,11 +59,11 @@ def test_deploying_an_account_goes_from_signed_to_confirmed(
         assert operation.signed_at is not None
         before = relayer_nonce(w3)
 
-        outcome = pipeline.submit(operation_id=operation.pk)
+        status = advance(operation.pk, until=Status.CONFIRMED)
     finally:
         operation_changed.disconnect(receiver)
 
-    assert outcome.status == Status.CONFIRMED and not outcome.pending
+    assert status == Status.CONFIRMED
     operation.refresh_from_db()
     assert seen == [Status.SUBMITTED, Status.INCLUDED, Status.CONFIRMED]
     assert operation.relayer == pipeline.relayer().address
@@ -131,9 +131,9 @@ def test_a_passkey_signed_operation_is_confirmed_and_changes_the_account(
     assert signed.json()["status"] == "signed"
     assert signed.json()["account"] == account.address
 
-    outcome = pipeline.submit(operation_id=operation.pk)
+    status = advance(operation.pk, until=Status.CONFIRMED)
     operation.refresh_from_db()
-    assert outcome.status == Status.CONFIRMED, operation.revert_reason
+    assert status == Status.CONFIRMED, operation.revert_reason
     assert operation.revert_reason == ""
     key = pipeline_kit.validator.functions.getAccountKey(
         settings.PORTAL_ORIGINS[0], bytes(second.credential_id), account.address
@@ -189,7 +189,7 @@ def test_the_same_idempotency_key_gives_one_operation_and_one_transaction(
     )
     assert again.pk == first.pk
     before = relayer_nonce(w3)
-    pipeline.submit(operation_id=first.pk)
+    assert advance(first.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     # A re-delivered task, and the tick, find it confirmed and send nothing.
     assert pipeline.submit(operation_id=first.pk).status == Status.CONFIRMED
     pipeline.tick()
@@ -234,7 +234,7 @@ def test_two_pending_operations_of_one_account_never_collide(
     for operation in reversed(operations):
         assert sign_through_api(pipeline_kit, user, operation).status_code == 200
     for operation in reversed(operations):
-        assert pipeline.submit(operation_id=operation.pk).status == Status.CONFIRMED
+        assert advance(operation.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     nonces = {ChainOperation.objects.get(pk=o.pk).relayer_nonce for o in operations}
     assert len(nonces) == 2
 
@@ -279,7 +279,7 @@ def test_a_user_operation_that_reverts_on_chain_fails_with_its_reason(
         details={},
     )
     assert sign_through_api(pipeline_kit, user, operation).status_code == 200
-    assert pipeline.submit(operation_id=operation.pk).status == Status.FAILED
+    assert advance(operation.pk, until=Status.FAILED) == Status.FAILED
     operation.refresh_from_db()
     # handleOps itself succeeded (the relayer was paid); the user operation did not.
     assert w3.eth.get_transaction_receipt(HexStr(operation.tx_hash))["status"] == 1
@@ -308,7 +308,7 @@ def test_a_transaction_the_node_lost_is_sent_again_unchanged(
         devnet.rpc(anvil.url, "evm_mine")
     finally:
         devnet.rpc(anvil.url, "evm_setAutomine", [True])
-    assert pipeline.track(operation_id=operation.pk).status == Status.CONFIRMED
+    assert advance(operation.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     operation.refresh_from_db()
     assert operation.tx_hash == first_hash and operation.tx_hashes == [first_hash]
     assert operation.attempts == 2
@@ -338,7 +338,7 @@ def test_a_stuck_transaction_is_replaced_with_higher_fees(
         devnet.rpc(anvil.url, "evm_mine")
     finally:
         devnet.rpc(anvil.url, "evm_setAutomine", [True])
-    assert pipeline.track(operation_id=operation.pk).status == Status.CONFIRMED
+    assert advance(operation.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     operation.refresh_from_db()
     # The replacement landed, once; the first is gone.
     assert operation.tx_hash == operation.tx_hashes[1]
@@ -370,10 +370,49 @@ def test_a_nonce_used_by_someone_else_is_replaced_by_a_fresh_one(
     # Another program sends from the relayer key and takes the nonce.
     harness.sender.send(to=harness.relayer.address, value=1)
     assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
-    assert pipeline.track(operation_id=operation.pk).status == Status.CONFIRMED
+    assert advance(operation.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     operation.refresh_from_db()
     assert len(operation.tx_hashes) == 2
     assert w3.eth.get_transaction(operation.tx_hash)["nonce"] == operation.relayer_nonce
+
+
+def test_a_user_operation_executed_by_another_transaction_is_followed_not_resent(
+    pipeline_kit: PipelineKit, w3: Web3, anvil: devnet.Anvil, harness: Any
+) -> None:
+    user, _passkey, account = pipeline_kit.deployed_account("lou")
+    operation = pipeline.create_user_operation(
+        user=user,
+        account=account,
+        kind="add_passkey",
+        call_data=pipeline_kit.noop_call(),
+        idempotency_key="elsewhere",
+        details={},
+    )
+    client = client_for(user)
+    options = client.post(f"/api/v1/operations/{operation.pk}/options").json()["publicKey"]
+    credential = pipeline_kit.authenticator.get(options)
+    assert sign(client, operation, credential).status_code == 200
+    devnet.rpc(anvil.url, "evm_setAutomine", [False])
+    try:
+        pipeline.submit(operation_id=operation.pk)
+        devnet.rpc(anvil.url, "anvil_dropAllTransactions")
+    finally:
+        devnet.rpc(anvil.url, "evm_setAutomine", [True])
+    operation.refresh_from_db()
+    # Someone else with the relayer key sends the same signed user operation and takes the nonce.
+    receipt = harness.submit(pipeline.user_operation_from_json(operation.user_operation or {}))
+    before = relayer_nonce(w3)
+    assert advance(operation.pk, until=Status.CONFIRMED) == Status.CONFIRMED
+    operation.refresh_from_db()
+    assert operation.tx_hash == "0x" + bytes(receipt["transactionHash"]).hex()
+    assert len(operation.tx_hashes) == 2
+    assert relayer_nonce(w3) == before  # nothing sent again
+
+
+def sign(client: APIClient, operation: ChainOperation, credential: Any) -> Any:
+    return client.post(
+        f"/api/v1/operations/{operation.pk}/sign", {"credential": credential}, format="json"
+    )
 
 
 def test_a_reorganised_block_sends_the_operation_back_to_submitted(
@@ -384,7 +423,7 @@ def test_a_reorganised_block_sends_the_operation_back_to_submitted(
     passkey = pipeline_kit.passkey(user)
     _account, operation = pipeline_kit.deployment(user, passkey)
     snapshot = devnet.rpc(anvil.url, "evm_snapshot")
-    assert pipeline.submit(operation_id=operation.pk).status == Status.INCLUDED
+    assert advance(operation.pk, until=Status.INCLUDED) == Status.INCLUDED
     operation.refresh_from_db()
     old_block = operation.block_hash
     # The block is replaced by others at the same height without the transaction.
@@ -394,9 +433,9 @@ def test_a_reorganised_block_sends_the_operation_back_to_submitted(
     # Unknown to the node now: sent again unchanged (and mined), then deep enough.
     assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
     devnet.rpc(anvil.url, "anvil_mine", [hex(1)])
-    assert pipeline.track(operation_id=operation.pk).status == Status.INCLUDED
+    assert advance(operation.pk, until=Status.INCLUDED) == Status.INCLUDED
     devnet.rpc(anvil.url, "anvil_mine", [hex(2)])
-    assert pipeline.track(operation_id=operation.pk).status == Status.CONFIRMED
+    assert advance(operation.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     operation.refresh_from_db()
     assert operation.block_hash != old_block
     assert operation.tx_hashes == [operation.tx_hash]

@@ -1,0 +1,291 @@
+"""Operation pipeline benchmark: operations confirmed per second, with 1 and 2 Celery workers.
+
+Starts its own anvil (auto-mining), its own Redis (the broker) and real `celery --app portal
+worker` processes (prefork, concurrency 1) on a fresh PostgreSQL database, then for each
+configuration queues N operations that are already `signed` and measures the time from the first
+nudge to the last `confirmed`:
+
+- deploy_account: relayer calls (MSAFactory.deployAccount), one per new account;
+- user operation: passkey-signed, sponsored user operations (EntryPoint.handleOps), one per account.
+
+Run: `make bench-pipeline` or `python bench/pipeline.py [--operations N]`. Needs PostgreSQL
+(DATABASE_URL's server; a database named portal_bench_pipeline is dropped and created) and
+redis-server on PATH. A report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    import psycopg
+
+    parts = urlsplit(server_url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    server = shutil.which("redis-server")
+    if server is None:
+        raise SystemExit("redis-server is not installed")
+    process = subprocess.Popen(  # noqa: S603
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)
+    return process
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--operations", type=int, default=100, help="operations per run")
+    parser.add_argument(
+        "--database-server",
+        default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL URL; the benchmark uses its own database on that server",
+    )
+    args = parser.parse_args()
+
+    from chain import devnet  # only settings-free helpers before django.setup()
+
+    database_url = fresh_database(args.database_server, "portal_bench_pipeline")
+    redis_port = devnet.free_port()
+    redis = start_redis(redis_port)
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "DJANGO_LOG_LEVEL": "WARNING",
+        }
+    )
+    import django
+
+    django.setup()
+    node = devnet.start_anvil()
+    os.environ["CHAIN_RPC_URL"] = node.url
+    from django.conf import settings
+
+    settings.CHAIN_RPC_URL = node.url
+    workers: list[subprocess.Popen[bytes]] = []
+    logs = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    try:
+        run(args.operations, workers, logs)
+    finally:
+        for worker in workers:
+            stop(worker)
+        node.stop()
+        redis.terminate()
+        redis.wait(timeout=10)
+
+
+def start_worker(logs: Path) -> tuple[subprocess.Popen[bytes], str]:
+    name = f"bench-{uuid.uuid4().hex[:6]}@localhost"
+    log = (logs / f"{name.split('@')[0]}.log").open("wb")
+    process = subprocess.Popen(  # noqa: S603
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "--app",
+            "portal",
+            "worker",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            name,
+        ],
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    return process, name
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    from eth_abi import encode
+
+    from accounts.models import SmartAccount, User
+    from chain import deploy, pipeline, userops
+    from chain.client import Sender, account_from_key, connect, contract
+    from chain.devkit import ANVIL_KEYS
+    from chain.models import ChainOperation, Deployment
+    from passkeys.models import Passkey
+    from portal.celery import app
+    from portal.client_info import ClientInfo
+    from tests.support.authenticator import SoftAuthenticator, SoftCredential, cose_p256
+
+    w3 = connect()
+    addresses = deploy.deploy_all(
+        sender=Sender(w3=w3, account=account_from_key(ANVIL_KEYS[0])),
+        sponsor_address=account_from_key(ANVIL_KEYS[1]).address,
+        paymaster_deposit_wei=10**20,
+    ).addresses
+    for contract_name, address in addresses.items():
+        Deployment.objects.update_or_create(
+            chain_id=w3.eth.chain_id,
+            name=contract_name,
+            defaults={"address": address, "code_hash": "0x"},
+        )
+    factory = contract(w3, "MSAFactory", addresses["MSAFactory"])
+    validator_address = addresses["WebAuthnValidator"]
+    authenticator = SoftAuthenticator()
+    relayer = pipeline.relayer().address
+    client = ClientInfo(ip_address=None, user_agent="bench")
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from chain.passkey_signatures import public_key_from_cose
+
+    def new_person(label: str) -> tuple[Any, Any, Any, int]:
+        user = User.objects.create_user(f"{label}-{uuid.uuid4().hex[:8]}")
+        credential_id = os.urandom(16)
+        key = ec.generate_private_key(ec.SECP256R1())
+        authenticator.credentials[credential_id] = SoftCredential(
+            credential_id, key, bytes(user.user_handle)
+        )
+        passkey = Passkey.objects.create(
+            user=user,
+            name="bench",
+            credential_id=credential_id,
+            public_key=cose_p256(key.public_key()),
+        )
+        install = userops.webauthn_install_data(
+            credential_id=credential_id,
+            public_key=public_key_from_cose(bytes(passkey.public_key)),
+            origin=settings.PORTAL_ORIGINS[0],
+        )
+        init_data = userops.initialize_account_data(modules=[validator_address], data=[install])
+        salt = os.urandom(32)
+        address = factory.functions.predictAccountAddress(relayer, salt, init_data).call()
+        account = SmartAccount.objects.create(
+            user=user,
+            chain_id=settings.CHAIN_ID,
+            address=address,
+            salt="0x" + salt.hex(),
+            init_data=init_data,
+            deployer=relayer,
+        )
+        operation = pipeline.create_relayer_call(
+            kind="deploy_account",
+            to=factory.address,
+            data=userops.DEPLOY_ACCOUNT_SELECTOR + encode(["bytes32", "bytes"], [salt, init_data]),
+            idempotency_key=f"deploy-account:{account.pk}",
+            user=user,
+            account=account,
+            details={},
+        )
+        return user, passkey, account, operation.pk
+
+    def measure(ids: list[int], worker_count: int) -> float:
+        app.control.purge()  # the nudges sent while preparing: the run sends its own
+        names = []
+        for _ in range(worker_count):
+            process, name = start_worker(logs)
+            workers.append(process)
+            names.append(name)
+        deadline = time.monotonic() + 60
+        while len(app.control.ping(destination=names, timeout=0.5) or []) < worker_count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"workers did not start; logs in {logs}")
+        started = time.monotonic()
+        for operation_id in ids:
+            pipeline.dispatch_submission(operation_id)
+        final = {"confirmed", "failed", "expired"}
+        while True:
+            done = ChainOperation.objects.filter(pk__in=ids, status__in=final).count()
+            if done == len(ids):
+                break
+            if time.monotonic() - started > 600:
+                raise SystemExit("timed out")
+            time.sleep(0.02)
+        elapsed = time.monotonic() - started
+        failed = ChainOperation.objects.filter(pk__in=ids).exclude(status="confirmed").count()
+        if failed:
+            raise SystemExit(f"{failed} operations did not confirm; logs in {logs}")
+        while workers:
+            stop(workers.pop())
+        return elapsed
+
+    results: list[tuple[str, int, int, float]] = []
+    people: dict[int, list[tuple[Any, Any, Any]]] = {}
+    for worker_count in (1, 2):
+        batch = [new_person(f"w{worker_count}") for _ in range(count)]
+        elapsed = measure([item[3] for item in batch], worker_count)
+        results.append(("deploy_account (relayer call)", worker_count, count, elapsed))
+        people[worker_count] = [item[:3] for item in batch]
+        for _user, passkey, account, _ in batch:
+            SmartAccount.objects.filter(pk=account.pk).update(status=SmartAccount.Status.DEPLOYED)
+            Passkey.objects.filter(pk=passkey.pk).update(onchain=Passkey.OnChain.ACTIVE)
+
+    noop = userops.execute_call_data(target="0x000000000000000000000000000000000000dEaD")
+    for worker_count in (1, 2):
+        ids = []
+        for user, _passkey, account in people[worker_count]:
+            account.refresh_from_db()
+            operation = pipeline.create_user_operation(
+                user=user,
+                account=account,
+                kind="add_passkey",
+                call_data=noop,
+                idempotency_key=f"bench-{uuid.uuid4().hex}",
+                details={},
+            )
+            _operation, options = pipeline.signing_options(user=user, operation_id=operation.pk)
+            pipeline.sign_operation(
+                user=user,
+                operation_id=operation.pk,
+                credential=authenticator.get(options),
+                client=client,
+            )
+            ids.append(operation.pk)
+        elapsed = measure(ids, worker_count)
+        results.append(("passkey user operation (handleOps)", worker_count, count, elapsed))
+
+    print("| operation | workers | operations | seconds | confirmed/s |")
+    print("|---|---:|---:|---:|---:|")
+    for label, worker_count, number, elapsed in results:
+        print(f"| {label} | {worker_count} | {number} | {elapsed:.2f} | {number / elapsed:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
