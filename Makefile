@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup run test lint format browser gas bench
+.PHONY: setup run test lint format browser gas bench bench-pipeline
 
 setup: $(VENV)/.installed node_modules/.installed static/vendor/.installed
 
@@ -45,6 +45,10 @@ test: setup browser
 # Gas used by the passkey account against the reference SimpleAccount and an EOA (a report, not a test).
 gas: setup
 	$(PY) bench/gas_report.py
+
+# Operations confirmed per second through the pipeline (own anvil, Redis and Celery workers; a report).
+bench-pipeline: setup
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/pipeline.py
 
 lint: setup
 	$(VENV)/bin/ruff format --check .
