@@ -729,12 +729,10 @@ def _track_submitted(w3: Web3, operation: ChainOperation) -> ChainOperation:
                     last_error="the user operation was executed by a transaction not found"
                 )
                 return ChainOperation.objects.get(pk=operation.pk)
-            return _safe_transition(
-                operation,
-                to=Status.SUBMITTED,
-                tx_hash=landed,
-                tx_hashes=[*operation.tx_hashes, landed],
+            followed, _changed = _resubmit_unless_moved(
+                operation, tx_hash=landed, tx_hashes=[*operation.tx_hashes, landed]
             )
+            return followed
         # The node lost it (restarted, dropped from its pool): the same bytes again.
         logger.info("operation %s: transaction unknown to the node, sending it again", operation.pk)
         ChainOperation.objects.filter(pk=operation.pk).update(attempts=operation.attempts + 1)
@@ -803,10 +801,8 @@ def _replace(w3: Web3, operation: ChainOperation) -> ChainOperation:
         max_fee=new_max_fee,
         priority=new_priority,
     )
-    logger.info("operation %s: replacing %s with %s", operation.pk, operation.tx_hash, tx_hash)
-    replaced = _safe_transition(
+    replaced, changed = _resubmit_unless_moved(
         operation,
-        to=Status.SUBMITTED,
         raw_transaction=raw,
         tx_hash=tx_hash,
         tx_hashes=[*operation.tx_hashes, tx_hash],
@@ -814,9 +810,25 @@ def _replace(w3: Web3, operation: ChainOperation) -> ChainOperation:
         max_priority_fee_per_gas=new_priority,
         attempts=operation.attempts + 1,
     )
-    if replaced.tx_hash == tx_hash:
+    if changed:
+        logger.info("operation %s: replaced %s with %s", operation.pk, operation.tx_hash, tx_hash)
         _send(w3, operation.pk, raw)
     return replaced
+
+
+def _resubmit_unless_moved(operation: ChainOperation, **fields: Any) -> tuple[ChainOperation, bool]:
+    """SUBMITTED → SUBMITTED with `fields`, unless someone else (the tick and a task tracking the
+    same operation) changed its status or transaction meanwhile: then (their version, False)."""
+    with transaction.atomic():
+        locked = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if locked.status != Status.SUBMITTED or locked.tx_hash != operation.tx_hash:
+            return locked, False
+        return (
+            transition(
+                operation_id=operation.pk, to=Status.SUBMITTED, expect=Status.SUBMITTED, **fields
+            ),
+            True,
+        )
 
 
 def _resubmit_with_new_nonce(w3: Web3, operation: ChainOperation) -> ChainOperation:
@@ -866,6 +878,11 @@ def _track_included(w3: Web3, operation: ChainOperation) -> ChainOperation:
     if _confirmations(w3, operation.block_number) >= settings.CHAIN_CONFIRMATIONS:
         return _safe_transition(operation, to=Status.CONFIRMED)
     return operation
+
+
+def note_error(*, operation_id: int, error: str) -> None:
+    """Show why an operation is waiting (the chain is unreachable, ...); its status is unchanged."""
+    ChainOperation.objects.filter(pk=operation_id).update(last_error=error[:2000])
 
 
 # --- the tick ------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ def submit_operation(self: Task, operation_id: int) -> str:  # type: ignore[type
     try:
         outcome = pipeline.submit(operation_id=operation_id)
     except pipeline.ChainUnavailable as exc:
+        pipeline.note_error(operation_id=operation_id, error=str(exc))
         raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
     if outcome.pending:
         track_operation.apply_async((operation_id,), countdown=0.2)
@@ -38,6 +39,7 @@ def track_operation(self: Task, operation_id: int) -> str:  # type: ignore[type-
     try:
         outcome = pipeline.track(operation_id=operation_id)
     except pipeline.ChainUnavailable as exc:
+        pipeline.note_error(operation_id=operation_id, error=str(exc))
         raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
     if outcome.pending and self.request.retries < MAX_POLLS:
         raise self.retry(countdown=_backoff(self.request.retries, base=0.25, cap=10.0))
