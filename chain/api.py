@@ -69,8 +69,7 @@ class OperationListApi(ListAPIView):  # type: ignore[type-arg]
     serializer_class = OperationOutput
 
     def get_queryset(self) -> QuerySet[ChainOperation]:
-        result: QuerySet[ChainOperation] = pipeline.operations_of(user=current_user(self.request))
-        return result
+        return pipeline.operations_of(user=current_user(self.request))
 
     @extend_schema(operation_id="operations_list")
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

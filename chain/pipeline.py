@@ -33,6 +33,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from eth_abi import decode
 from eth_account.signers.local import LocalAccount
@@ -946,7 +947,7 @@ def tick() -> TickResult:
 # --- queries -------------------------------------------------------------------------------------
 
 
-def operations_of(*, user: User) -> Any:
+def operations_of(*, user: User) -> QuerySet[ChainOperation]:
     """The user's operations, newest first."""
     return (
         ChainOperation.objects.filter(user=user)

@@ -513,3 +513,40 @@ def test_user_operation_json_round_trips() -> None:
         signature=b"\xff" * 3,
     )
     assert pipeline.user_operation_from_json(pipeline.user_operation_to_json(op)) == op
+
+
+def test_an_unreachable_chain_is_an_error_to_retry_and_changes_nothing(
+    pipeline_kit: PipelineKit, settings: Any
+) -> None:
+    from chain import tasks
+
+    user = pipeline_kit.user("ray")
+    _account, operation = pipeline_kit.deployment(user, pipeline_kit.passkey(user))
+    settings.CHAIN_RPC_URL = f"http://127.0.0.1:{devnet.free_port()}"
+    with pytest.raises(pipeline.ChainUnavailable):
+        pipeline.submit(operation_id=operation.pk)
+    operation.refresh_from_db()
+    assert operation.status == Status.SIGNED and operation.relayer_nonce is None
+    assert not RelayerAccount.objects.exists()
+    # The tasks retry with exponential backoff (with jitter), capped.
+    delays = [tasks._backoff(n) for n in range(12)]
+    assert 0.25 <= delays[0] <= 0.5 and 16 <= delays[6] <= 30 and max(delays) <= 30
+
+
+def test_the_admin_shows_operations_read_only(pipeline_kit: PipelineKit) -> None:
+    from django.test import Client
+
+    from accounts.models import User
+
+    user = pipeline_kit.user("sue")
+    _account, operation = pipeline_kit.deployment(user, pipeline_kit.passkey(user))
+    admin = User.objects.create_superuser("admin")
+    client = Client()
+    client.force_login(admin)
+    listing = client.get("/admin/chain/chainoperation/")
+    assert listing.status_code == 200 and b"deploy_account" in listing.content
+    page = client.get(f"/admin/chain/chainoperation/{operation.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert client.get("/admin/chain/chainoperation/add/").status_code == 403
+    assert client.get("/admin/chain/relayeraccount/").status_code == 200
