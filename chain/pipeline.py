@@ -207,8 +207,15 @@ def create_user_operation(
     sender = to_checksum_address(account.address)
     # A random key per operation: two pending operations of one account never share a nonce.
     key = secrets.randbits(192) or 1
-    sequence = int(_call_chain(entry_point.functions.getNonce(sender, key).call))
-    max_fee, priority = _fees(w3)
+    try:
+        sequence = int(_call_chain(entry_point.functions.getNonce(sender, key).call))
+        max_fee, priority = _fees(w3)
+        chain_now = int(_call_chain(w3.eth.get_block, "latest")["timestamp"])
+    except ChainUnavailable as exc:
+        logger.warning("create_user_operation: chain unavailable: %s", exc)
+        raise PortalError(
+            "chain_unavailable", "The chain cannot be reached right now: try again.", status=503
+        ) from exc
     op = userops.build_user_operation(
         sender=sender,
         nonce=userops.nonce(key=key, sequence=sequence),
@@ -221,7 +228,6 @@ def create_user_operation(
     )
     # The window opens a minute early: a node's pending block may be stamped with its wall clock,
     # behind the latest block's timestamp on a chain that mined many blocks in a second.
-    chain_now = int(_call_chain(w3.eth.get_block, "latest")["timestamp"])
     opens = max(0, min(chain_now, int(timezone.now().timestamp())) - 60)
     op = userops.sponsor_user_operation(
         op,

@@ -521,16 +521,39 @@ def test_an_unreachable_chain_is_an_error_to_retry_and_changes_nothing(
     from chain import tasks
 
     user = pipeline_kit.user("ray")
-    _account, operation = pipeline_kit.deployment(user, pipeline_kit.passkey(user))
+    account, operation = pipeline_kit.deployment(user, pipeline_kit.passkey(user))
     settings.CHAIN_RPC_URL = f"http://127.0.0.1:{devnet.free_port()}"
     with pytest.raises(pipeline.ChainUnavailable):
         pipeline.submit(operation_id=operation.pk)
     operation.refresh_from_db()
     assert operation.status == Status.SIGNED and operation.relayer_nonce is None
     assert not RelayerAccount.objects.exists()
+    # Building a user operation needs the chain: a clear 503 to try again, nothing created.
+    with pytest.raises(pipeline.PortalError) as refused:
+        pipeline.create_user_operation(
+            user=user,
+            account=account,
+            kind="add_passkey",
+            call_data=b"",
+            idempotency_key="no-chain",
+            details={},
+        )
+    assert refused.value.code == "account_not_deployed"
+    pipeline_kit.mark_deployed(account, pipeline_kit.passkey(user))
+    with pytest.raises(pipeline.PortalError) as refused:
+        pipeline.create_user_operation(
+            user=user,
+            account=account,
+            kind="add_passkey",
+            call_data=b"",
+            idempotency_key="no-chain",
+            details={},
+        )
+    assert refused.value.code == "chain_unavailable" and refused.value.status_code == 503
+    assert not ChainOperation.objects.filter(idempotency_key="no-chain").exists()
     # The tasks retry with exponential backoff (with jitter), capped.
     delays = [tasks._backoff(n) for n in range(12)]
-    assert 0.25 <= delays[0] <= 0.5 and 16 <= delays[6] <= 30 and max(delays) <= 30
+    assert 0.25 <= delays[0] <= 0.5 and 8 <= delays[5] <= 16 and max(delays) <= 30
 
 
 def test_the_admin_shows_operations_read_only(pipeline_kit: PipelineKit) -> None:
