@@ -85,6 +85,9 @@ def add_authenticator(browser: webdriver.Chrome) -> Iterator[Callable[..., Virtu
     try:
         yield add
     finally:
+        # Leave the page first: removing an authenticator under a pending request (e.g. /login's
+        # autofill) can crash the tab.
+        browser.get("about:blank")
         for authenticator in added:
             authenticator.remove()
         browser.delete_all_cookies()

@@ -106,8 +106,10 @@ def test_add_a_security_key_rename_it_delete_the_first_and_sign_in_with_the_key(
     assert len(key.credentials()) == 1
 
     # The device's own passkey is gone (as if the laptop were lost): only the key can sign in.
-    page.sign_out()
+    # Without a platform authenticator Chromium offers no passkey autofill on /login: the person
+    # types their name and presses the button, and the key answers.
     virtual_authenticator.remove()
+    page.sign_out()
     page.wait_for_path("/login")
     page.fill("username", "ada")
     page.press("passkey-button")
