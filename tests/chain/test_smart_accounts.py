@@ -10,12 +10,12 @@ from web3 import Web3
 
 from accounts.models import SmartAccount, User
 from accounts.smart_accounts import chain_origin
-from chain import pipeline
 from chain.client import contract
 from chain.indexer import index_chain
 from chain.models import ChainOperation
 from chain.operations import transition
 from passkeys.models import Passkey
+from tests.chain.conftest import advance
 from tests.support.authenticator import SoftAuthenticator
 
 Status = ChainOperation.Status
@@ -23,12 +23,7 @@ Status = ChainOperation.Status
 
 def settle(operation_id: int) -> ChainOperation:
     """What the worker does for an operation, run here: submit it and track it to the end."""
-    pipeline.submit(operation_id=operation_id)
-    for _ in range(10):
-        operation = ChainOperation.objects.get(pk=operation_id)
-        if operation.status in (Status.CONFIRMED, Status.FAILED):
-            break
-        pipeline.track(operation_id=operation_id)
+    advance(operation_id, until={Status.CONFIRMED, Status.FAILED})
     return ChainOperation.objects.get(pk=operation_id)
 
 

@@ -16,7 +16,6 @@ from web3 import Web3
 
 from accounts.models import SmartAccount
 from accounts.smart_accounts import chain_origin
-from chain import pipeline
 from chain.client import contract
 from chain.indexer import index_chain
 from chain.models import ChainOperation
@@ -24,7 +23,14 @@ from passkeys.models import Passkey
 
 # The chain fixtures (a session anvil with the contracts, a private Redis broker, the Deployment
 # rows) live with the chain tests; importing them makes them available here.
-from tests.chain.conftest import addresses, anvil, pipeline_chain, redis_broker, w3  # noqa: F401
+from tests.chain.conftest import (  # noqa: F401
+    addresses,
+    advance,
+    anvil,
+    pipeline_chain,
+    redis_broker,
+    w3,
+)
 
 from .browser import WAIT_SECONDS, Page, VirtualAuthenticator
 
@@ -34,12 +40,8 @@ Status = ChainOperation.Status
 
 
 def settle(operation: ChainOperation) -> ChainOperation:
-    pipeline.submit(operation_id=operation.pk)
-    for _ in range(10):
-        operation.refresh_from_db()
-        if operation.status in (Status.CONFIRMED, Status.FAILED):
-            break
-        pipeline.track(operation_id=operation.pk)
+    advance(operation.pk, until={Status.CONFIRMED, Status.FAILED})
+    operation.refresh_from_db()
     return operation
 
 
