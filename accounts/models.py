@@ -85,6 +85,8 @@ class AuditEvent(models.Model):
         LOGOUT = "logout", "Signed out"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
         COUNTER_ANOMALY = "counter_anomaly", "Possible cloned authenticator"
+        OPERATION_APPROVED = "operation_approved", "Chain operation approved"
+        OPERATION_REFUSED = "operation_refused", "Chain operation approval refused"
         STAFF_CHANGED = "staff_changed", "Admin rights changed"
 
     user = models.ForeignKey(

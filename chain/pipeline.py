@@ -44,7 +44,8 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
 
-from accounts.models import SmartAccount, User
+from accounts.models import AuditEvent, SmartAccount, User
+from accounts.services import record_event
 from chain import userops
 from chain.client import account_from_key, connect, contract
 from chain.models import ChainOperation, RelayerAccount
@@ -404,16 +405,17 @@ def sign_operation(
     ceremony = consume_ceremony(
         ceremony_id=operation.ceremony.ceremony_id, purpose=Ceremony.Purpose.OPERATION, user=user
     )
-    passkey = verify_passkey_assertion(ceremony=ceremony, credential=parsed, client=client)
-    if passkey.onchain != Passkey.OnChain.ACTIVE:
-        raise PortalError(
-            "passkey_not_on_chain", "This passkey is not active on your account on chain yet."
+    try:
+        passkey = _verify_approval(ceremony=ceremony, credential=parsed, client=client)
+    except PortalError as exc:
+        record_event(
+            kind=AuditEvent.Kind.OPERATION_REFUSED,
+            user=user,
+            client=client,
+            operation_id=operation.pk,
+            reason=exc.code,
         )
-    origin = settings.PORTAL_ORIGINS[0]
-    if _client_data_origin(parsed.response.client_data_json) != origin:
-        raise PortalError(
-            "origin_not_on_chain", f"Approve chain operations on {origin}: keys are bound to it."
-        )
+        raise
     encoded = passkey_signature(
         validator=deployment_address("WebAuthnValidator"),
         authenticator_data=parsed.response.authenticator_data,
@@ -437,8 +439,33 @@ def sign_operation(
             raise Conflict(
                 "operation_not_awaiting_signature", "This operation is not waiting for a signature."
             ) from exc
+        record_event(
+            kind=AuditEvent.Kind.OPERATION_APPROVED,
+            user=user,
+            client=client,
+            operation_id=operation.pk,
+            operation_kind=operation.kind,
+            passkey_id=passkey.pk,
+        )
         queue_submission(operation_id=operation.pk)
     return operation
+
+
+def _verify_approval(
+    *, ceremony: Ceremony, credential: webauthn.AuthenticationCredential, client: ClientInfo
+) -> Passkey:
+    """Login's rules, and two of the chain's: the passkey is on chain, and so is the origin."""
+    passkey = verify_passkey_assertion(ceremony=ceremony, credential=credential, client=client)
+    if passkey.onchain != Passkey.OnChain.ACTIVE:
+        raise PortalError(
+            "passkey_not_on_chain", "This passkey is not active on your account on chain yet."
+        )
+    origin = settings.PORTAL_ORIGINS[0]
+    if _client_data_origin(credential.response.client_data_json) != origin:
+        raise PortalError(
+            "origin_not_on_chain", f"Approve chain operations on {origin}: keys are bound to it."
+        )
+    return passkey
 
 
 def _client_data_origin(client_data_json: bytes) -> str | None:

@@ -265,3 +265,30 @@ def test_an_unreachable_chain_refuses_the_change_and_writes_nothing(
     assert response.json()["code"] == "chain_unavailable"
     assert Passkey.objects.filter(user=alice.user).count() == 1
     assert not ChainOperation.objects.filter(kind=ChainOperation.Kind.ADD_PASSKEY).exists()
+
+
+def test_approvals_of_operations_are_audited(
+    sign_up_on_chain: Any, pipeline_chain: dict[str, str]
+) -> None:
+    from accounts.models import AuditEvent
+
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+    settle(deployment_id(account))
+    index_chain()
+    alice.add_passkey(SoftAuthenticator())
+    operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    options = alice.post(f"/api/v1/operations/{operation.pk}/options").json()
+    forged = alice.authenticator.get(options["publicKey"], tamper_signature=True)
+    assert (
+        alice.post(f"/api/v1/operations/{operation.pk}/sign", {"credential": forged}).status_code
+        == 400
+    )
+
+    assert alice.approve(operation).status_code == 200
+
+    refused = AuditEvent.objects.get(kind="operation_refused")
+    assert refused.details == {"operation_id": operation.pk, "reason": "invalid_signature"}
+    approved = AuditEvent.objects.get(kind="operation_approved")
+    assert approved.details["operation_id"] == operation.pk
+    assert approved.details["operation_kind"] == "add_passkey"
