@@ -156,31 +156,60 @@ def _create_user_operation(**arguments: Any) -> ChainOperation:
         ) from exc
 
 
+def _passkey_operation(
+    *,
+    user: User,
+    account: SmartAccount,
+    kind: str,
+    validator_call: bytes,
+    passkey_id: int,
+    credential_id: bytes,
+) -> ChainOperation:
+    """A passkey-approved user operation calling the validator about one passkey. Each attempt
+    (a first one, then one per expired or failed one) has its own idempotency key."""
+    contracts = _contracts()
+    assert contracts is not None  # noqa: S101 - the account was deployed with them
+    attempts = ChainOperation.objects.filter(
+        account=account, kind=kind, details__passkey_id=passkey_id
+    ).count()
+    suffix = f":{attempts + 1}" if attempts else ""
+    return _create_user_operation(
+        user=user,
+        account=account,
+        kind=kind,
+        call_data=userops.execute_call_data(
+            target=contracts["WebAuthnValidator"], data=validator_call
+        ),
+        idempotency_key=f"{kind}:{account.chain_id}:{passkey_id}{suffix}",
+        details={"passkey_id": passkey_id, "credential_id": credential_id.hex()},
+    )
+
+
 def add_passkey_on_chain(*, passkey: Passkey) -> ChainOperation | None:
     """A user operation adding `passkey` to the validator, for one of the user's passkeys that are
     already on chain to approve. None while the account is not deployed (it is added then)."""
     account = deployed_account_of(passkey.user)
-    contracts = _contracts()
-    if account is None or contracts is None or passkey.onchain == Passkey.OnChain.ACTIVE:
+    if account is None or _contracts() is None or passkey.onchain == Passkey.OnChain.ACTIVE:
         return None
-    return _create_user_operation(
+    return _passkey_operation(
         user=passkey.user,
         account=account,
         kind=ChainOperation.Kind.ADD_PASSKEY,
-        call_data=userops.execute_call_data(
-            target=contracts["WebAuthnValidator"], data=ADD_VALIDATION_KEY + _key_data(passkey)
-        ),
-        idempotency_key=f"add-passkey:{account.chain_id}:{passkey.pk}",
-        details={"passkey_id": passkey.pk, "credential_id": bytes(passkey.credential_id).hex()},
+        validator_call=ADD_VALIDATION_KEY + _key_data(passkey),
+        passkey_id=passkey.pk,
+        credential_id=bytes(passkey.credential_id),
     )
+
+
+def _removal_call(credential_id: bytes) -> bytes:
+    return REMOVE_VALIDATION_KEY + encode(["bytes", "string"], [credential_id, chain_origin()])
 
 
 def remove_passkey_on_chain(*, passkey: Passkey) -> ChainOperation | None:
     """A user operation removing `passkey` from the validator. Refused for the last passkey that
     is active on chain: the account would be locked for good."""
     account = deployed_account_of(passkey.user)
-    contracts = _contracts()
-    if account is None or contracts is None or passkey.onchain != Passkey.OnChain.ACTIVE:
+    if account is None or _contracts() is None or passkey.onchain != Passkey.OnChain.ACTIVE:
         return None
     others = Passkey.objects.filter(user=passkey.user, onchain=Passkey.OnChain.ACTIVE).exclude(
         pk=passkey.pk
@@ -191,17 +220,55 @@ def remove_passkey_on_chain(*, passkey: Passkey) -> ChainOperation | None:
             "This is the only passkey that controls your account on chain: "
             "wait until another one is active there.",
         )
-    removal = encode(["bytes", "string"], [bytes(passkey.credential_id), chain_origin()])
-    return _create_user_operation(
+    return _passkey_operation(
         user=passkey.user,
         account=account,
         kind=ChainOperation.Kind.REMOVE_PASSKEY,
-        call_data=userops.execute_call_data(
-            target=contracts["WebAuthnValidator"], data=REMOVE_VALIDATION_KEY + removal
-        ),
-        idempotency_key=f"remove-passkey:{account.chain_id}:{passkey.pk}",
-        details={"passkey_id": passkey.pk, "credential_id": bytes(passkey.credential_id).hex()},
+        validator_call=_removal_call(bytes(passkey.credential_id)),
+        passkey_id=passkey.pk,
+        credential_id=bytes(passkey.credential_id),
     )
+
+
+RETRYABLE = (ChainOperation.Status.EXPIRED, ChainOperation.Status.FAILED)
+
+
+@transaction.atomic
+def retry_passkey_operation(*, user: User, operation_id: int) -> ChainOperation:
+    """Ask again for a passkey change on chain whose approval expired or whose operation failed:
+    without it, a passkey would stay half-added, or a deleted one still valid on chain."""
+    operation = pipeline.operation_for(user=user, operation_id=operation_id)
+    kinds = (ChainOperation.Kind.ADD_PASSKEY, ChainOperation.Kind.REMOVE_PASSKEY)
+    if operation.kind not in kinds or operation.status not in RETRYABLE:
+        raise Conflict(
+            "operation_not_retryable",
+            "Only a passkey change that expired or failed can be asked for again.",
+        )
+    passkey_id = int(operation.details["passkey_id"])
+    later = ChainOperation.objects.filter(
+        account=operation.account, kind=operation.kind, details__passkey_id=passkey_id
+    ).filter(pk__gt=operation.pk)
+    if later.exists():
+        raise Conflict("operation_superseded", "A newer attempt of this change exists.")
+    account = deployed_account_of(user)
+    if account is None:
+        raise Conflict("account_not_deployed", "The account is not deployed on chain yet.")
+    if operation.kind == ChainOperation.Kind.REMOVE_PASSKEY:
+        credential_id = bytes.fromhex(operation.details["credential_id"])
+        return _passkey_operation(
+            user=user,
+            account=account,
+            kind=operation.kind,
+            validator_call=_removal_call(credential_id),
+            passkey_id=passkey_id,
+            credential_id=credential_id,
+        )
+    passkey = Passkey.objects.filter(pk=passkey_id, user=user).first()
+    if passkey is None or passkey.onchain == Passkey.OnChain.ACTIVE:
+        raise Conflict("operation_not_needed", "This passkey is deleted or already on chain.")
+    added = add_passkey_on_chain(passkey=passkey)
+    assert added is not None  # noqa: S101 - deployed, and not active
+    return added
 
 
 @receiver(operation_changed)

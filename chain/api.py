@@ -4,7 +4,7 @@ from typing import Any, cast
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
+from accounts.smart_accounts import retry_passkey_operation
 from chain import pipeline
 from chain.models import ChainOperation
 from passkeys.serializers import CredentialField
@@ -28,6 +29,7 @@ class OperationOutput(serializers.ModelSerializer[ChainOperation]):
     """An operation as the API shows it: where it is, its hashes, and why it failed."""
 
     account = serializers.SerializerMethodField()
+    passkey_id = serializers.SerializerMethodField()
     error = serializers.CharField(source="last_error", read_only=True)
 
     class Meta:
@@ -37,6 +39,7 @@ class OperationOutput(serializers.ModelSerializer[ChainOperation]):
             "kind",
             "status",
             "account",
+            "passkey_id",
             "user_op_hash",
             "tx_hash",
             "block_number",
@@ -53,6 +56,11 @@ class OperationOutput(serializers.ModelSerializer[ChainOperation]):
 
     def get_account(self, operation: ChainOperation) -> str | None:
         return operation.account.address if operation.account is not None else None
+
+    def get_passkey_id(self, operation: ChainOperation) -> int | None:
+        """The passkey an add_passkey / remove_passkey operation is about."""
+        passkey_id = operation.details.get("passkey_id")
+        return int(passkey_id) if passkey_id is not None else None
 
 
 class OperationPagination(PageNumberPagination):
@@ -127,3 +135,14 @@ class OperationSignApi(APIView):
             client=ClientInfo.from_request(request),
         )
         return Response(OperationOutput(operation).data)
+
+
+class OperationRetryApi(APIView):
+    """Ask again for a passkey change on chain whose approval expired or whose operation failed."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={201: OperationOutput}, operation_id="operation_retry")
+    def post(self, request: Request, operation_id: int) -> Response:
+        operation = retry_passkey_operation(user=current_user(request), operation_id=operation_id)
+        return Response(OperationOutput(operation).data, status=status.HTTP_201_CREATED)

@@ -15,4 +15,9 @@ urlpatterns = [
         api.OperationSignApi.as_view(),
         name="api-operation-sign",
     ),
+    path(
+        "operations/<int:operation_id>/retry",
+        api.OperationRetryApi.as_view(),
+        name="api-operation-retry",
+    ),
 ]

@@ -56,6 +56,29 @@ async function approve(operation, button) {
   await refresh();
 }
 
+// An expired or failed passkey change with no newer attempt: the person can ask for it again.
+function retryable(operation, operations) {
+  if (!["expired", "failed"].includes(operation.status)) return false;
+  if (!["add_passkey", "remove_passkey"].includes(operation.kind)) return false;
+  return !operations.some(
+    (other) =>
+      other.id > operation.id &&
+      other.kind === operation.kind &&
+      other.passkey_id === operation.passkey_id,
+  );
+}
+
+async function retry(operation, button) {
+  button.disabled = true;
+  try {
+    await postJSON(`${section.dataset.operationsUrl}/${operation.id}/retry`, {}, csrfToken());
+    tell("Asked again: approve it below.", "success");
+  } catch (error) {
+    tell(describe(error), "error");
+  }
+  await refresh();
+}
+
 function render(operations) {
   const list = document.getElementById("operations");
   list.replaceChildren();
@@ -78,6 +101,14 @@ function render(operations) {
       const why = document.createElement("small");
       why.textContent = ` (${operation.revert_reason || operation.error})`;
       item.append(why);
+    }
+    if (retryable(operation, operations)) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "retry-operation secondary";
+      button.textContent = "Ask again";
+      button.addEventListener("click", () => retry(operation, button));
+      item.append(document.createElement("br"), button);
     }
     if (operation.status === "awaiting_signature") {
       const button = document.createElement("button");

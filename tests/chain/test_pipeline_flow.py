@@ -149,6 +149,7 @@ def test_a_passkey_signed_operation_is_confirmed_and_changes_the_account(
         "kind",
         "status",
         "account",
+        "passkey_id",
         "user_op_hash",
         "tx_hash",
         "block_number",

@@ -292,3 +292,79 @@ def test_approvals_of_operations_are_audited(
     approved = AuditEvent.objects.get(kind="operation_approved")
     assert approved.details["operation_id"] == operation.pk
     assert approved.details["operation_kind"] == "add_passkey"
+
+
+def test_an_expired_approval_can_be_asked_for_again(
+    sign_up_on_chain: Any, pipeline_chain: dict[str, str]
+) -> None:
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+    settle(deployment_id(account))
+    index_chain()
+    second = alice.add_passkey(SoftAuthenticator())
+    first_try = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    not_yet = alice.post(f"/api/v1/operations/{first_try.pk}/retry")
+    assert not_yet.status_code == 409
+    assert not_yet.json()["code"] == "operation_not_retryable"
+    transition(operation_id=first_try.pk, to=Status.EXPIRED)
+
+    response = alice.post(f"/api/v1/operations/{first_try.pk}/retry")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["passkey_id"] == second.pk
+    assert response.json()["status"] == "awaiting_signature"
+    again = alice.post(f"/api/v1/operations/{first_try.pk}/retry")
+    assert again.json()["code"] == "operation_superseded"
+    retried = ChainOperation.objects.get(pk=response.json()["id"])
+    assert alice.approve(retried).status_code == 200
+    assert settle(retried.pk).status == Status.CONFIRMED
+    index_chain()
+    second.refresh_from_db()
+    assert second.onchain == Passkey.OnChain.ACTIVE
+
+
+def test_a_removal_can_be_asked_for_again_after_the_passkey_is_deleted(
+    sign_up_on_chain: Any, w3: Web3, pipeline_chain: dict[str, str]
+) -> None:
+    alice = sign_up_on_chain("alice")
+    account = SmartAccount.objects.get(user=alice.user)
+    settle(deployment_id(account))
+    index_chain()
+    first = Passkey.objects.get(user=alice.user)
+    alice.add_passkey(SoftAuthenticator())
+    add = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    alice.approve(add, with_credential=bytes(first.credential_id))
+    settle(add.pk)
+    index_chain()
+    alice.client.delete(f"/api/v1/passkeys/{first.pk}", headers=alice.headers)
+    removal = ChainOperation.objects.get(kind=ChainOperation.Kind.REMOVE_PASSKEY)
+    transition(operation_id=removal.pk, to=Status.EXPIRED)
+
+    response = alice.post(f"/api/v1/operations/{removal.pk}/retry")
+
+    assert response.status_code == 201
+    retried = ChainOperation.objects.get(pk=response.json()["id"])
+    assert retried.kind == ChainOperation.Kind.REMOVE_PASSKEY
+    assert retried.details == removal.details
+    assert user_call(retried) == user_call(removal)
+
+
+def user_call(operation: ChainOperation) -> str:
+    assert operation.user_operation is not None
+    return str(operation.user_operation["callData"])
+
+
+def test_nobody_else_can_retry_an_operation(
+    sign_up_on_chain: Any, pipeline_chain: dict[str, str]
+) -> None:
+    alice = sign_up_on_chain("alice")
+    bob = sign_up_on_chain("bob")
+    account = SmartAccount.objects.get(user=alice.user)
+    settle(deployment_id(account))
+    index_chain()
+    alice.add_passkey(SoftAuthenticator())
+    operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    transition(operation_id=operation.pk, to=Status.EXPIRED)
+
+    assert bob.post(f"/api/v1/operations/{operation.pk}/retry").status_code == 404
+    assert alice.post(f"/api/v1/operations/{account.deployment_id}/retry").status_code == 409
