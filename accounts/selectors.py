@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts.models import AuditEvent, SmartAccount, User
-from passkeys.selectors import passkeys_of
+from passkeys.selectors import passkey_list, passkeys_of
 
 AT_RISK_SINGLE_PASSKEY = "single_passkey"
 AT_RISK_NO_SYNCED_PASSKEY = "no_synced_passkey"
@@ -24,9 +24,11 @@ def smart_account_of(*, user: User) -> SmartAccount | None:
     return SmartAccount.objects.filter(user=user, chain_id=settings.CHAIN_ID).first()
 
 
-def chain_context(*, user: User) -> dict[str, object]:
-    """What the pages that show the smart account need."""
+def account_overview(*, user: User) -> dict[str, object]:
+    """What /account and /account/passkeys show: passkeys, resilience, the smart account."""
     return {
+        "passkeys": passkey_list(user=user),
+        "resilience": account_resilience(user=user),
         "smart_account": smart_account_of(user=user),
         "explorer_url": settings.CHAIN_EXPLORER_URL.rstrip("/"),
     }

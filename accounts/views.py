@@ -8,9 +8,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import AuditEvent, User
-from accounts.selectors import account_resilience, activity_of, chain_context
+from accounts.selectors import account_overview, activity_of
 from accounts.services import record_event
-from passkeys.selectors import passkey_list
 from portal.client_info import ClientInfo
 
 
@@ -23,15 +22,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def account_page(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
-    return render(
-        request,
-        "accounts/account.html",
-        {
-            "passkeys": passkey_list(user=user),
-            "resilience": account_resilience(user=user),
-            **chain_context(user=user),
-        },
-    )
+    return render(request, "accounts/account.html", account_overview(user=user))
 
 
 ACTIVITY_PAGE_SIZE = 50

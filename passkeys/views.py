@@ -20,10 +20,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.selectors import account_resilience, chain_context
+from accounts.selectors import account_overview
 from accounts.services import mark_reauthenticated
 from passkeys import services
-from passkeys.selectors import passkey_list
 from passkeys.serializers import CeremonyIdField, CredentialField
 from portal.client_info import ClientInfo
 from portal.csrf import CsrfProtected
@@ -50,15 +49,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def passkeys_page(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
-    return render(
-        request,
-        "passkeys/manage.html",
-        {
-            "passkeys": passkey_list(user=user),
-            "resilience": account_resilience(user=user),
-            **chain_context(user=user),
-        },
-    )
+    return render(request, "passkeys/manage.html", account_overview(user=user))
 
 
 class PageVerifyView(APIView):
