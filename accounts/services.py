@@ -1,4 +1,6 @@
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +14,7 @@ from rest_framework.request import Request
 from accounts.models import AuditEvent, TokenReauthentication, User
 from accounts.tasks import send_security_email
 from portal.client_info import ClientInfo
+from portal.errors import PortalError
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,19 @@ def record_event(
         user_agent=client.user_agent if client else "",
         details=details,
     )
+
+
+@contextmanager
+def refusals_recorded(
+    *, kind: str, user: User | None, client: ClientInfo | None, **details: Any
+) -> Iterator[None]:
+    """Record a refusal raised inside the block as an audit event (with its code as `reason`)
+    before it propagates."""
+    try:
+        yield
+    except PortalError as exc:
+        record_event(kind=kind, user=user, client=client, reason=exc.code, **details)
+        raise
 
 
 @transaction.atomic

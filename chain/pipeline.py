@@ -45,7 +45,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from web3.logs import DISCARD
 
 from accounts.models import AuditEvent, SmartAccount, User
-from accounts.services import record_event
+from accounts.services import record_event, refusals_recorded
 from chain import userops
 from chain.client import account_from_key, connect, contract
 from chain.models import ChainOperation, RelayerAccount
@@ -405,17 +405,10 @@ def sign_operation(
     ceremony = consume_ceremony(
         ceremony_id=operation.ceremony.ceremony_id, purpose=Ceremony.Purpose.OPERATION, user=user
     )
-    try:
+    with refusals_recorded(
+        kind=AuditEvent.Kind.OPERATION_REFUSED, user=user, client=client, operation_id=operation.pk
+    ):
         passkey = _verify_approval(ceremony=ceremony, credential=parsed, client=client)
-    except PortalError as exc:
-        record_event(
-            kind=AuditEvent.Kind.OPERATION_REFUSED,
-            user=user,
-            client=client,
-            operation_id=operation.pk,
-            reason=exc.code,
-        )
-        raise
     encoded = passkey_signature(
         validator=deployment_address("WebAuthnValidator"),
         authenticator_data=parsed.response.authenticator_data,

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent, User, new_user_handle
-from accounts.services import notify_user, record_event
+from accounts.services import notify_user, record_event, refusals_recorded
 from passkeys import webauthn
 from passkeys.models import AuthenticatorProvider, Ceremony, Passkey
 from passkeys.selectors import credential_descriptors
@@ -200,17 +200,13 @@ def complete_authentication(
 ) -> tuple[User, Passkey]:
     parsed = webauthn.parse_authentication_credential(credential)
     ceremony = consume_ceremony(ceremony_id=ceremony_id, purpose=Ceremony.Purpose.AUTHENTICATION)
-    try:
+    with refusals_recorded(
+        kind=AuditEvent.Kind.LOGIN_FAILED,
+        user=ceremony.user,
+        client=client,
+        credential_id=parsed.id,
+    ):
         passkey = verify_passkey_assertion(ceremony=ceremony, credential=parsed, client=client)
-    except PortalError as exc:
-        record_event(
-            kind=AuditEvent.Kind.LOGIN_FAILED,
-            user=ceremony.user,
-            client=client,
-            reason=exc.code,
-            credential_id=parsed.id,
-        )
-        raise
     user = passkey.user
     if not user.is_active:
         record_event(
@@ -296,17 +292,10 @@ def complete_reauthentication(
     ceremony = consume_ceremony(
         ceremony_id=ceremony_id, purpose=Ceremony.Purpose.REAUTHENTICATION, user=user
     )
-    try:
+    with refusals_recorded(
+        kind=AuditEvent.Kind.LOGIN_FAILED, user=user, client=client, during="reauthentication"
+    ):
         passkey = verify_passkey_assertion(ceremony=ceremony, credential=parsed, client=client)
-    except PortalError as exc:
-        record_event(
-            kind=AuditEvent.Kind.LOGIN_FAILED,
-            user=user,
-            client=client,
-            reason=exc.code,
-            during="reauthentication",
-        )
-        raise
     record_event(
         kind=AuditEvent.Kind.REAUTHENTICATED, user=user, client=client, passkey_id=passkey.pk
     )
