@@ -83,6 +83,20 @@ def sign_up_on_chain(pipeline_chain: dict[str, str]) -> Any:
     return _sign_up
 
 
+@pytest.fixture
+def deployed(sign_up_on_chain: Any) -> Any:
+    """A person whose account is deployed and indexed: (person, account, sign-up passkey)."""
+
+    def _deployed(username: str = "alice") -> tuple[Person, SmartAccount, Passkey]:
+        person = sign_up_on_chain(username)
+        account = SmartAccount.objects.get(user=person.user)
+        settle(deployment_id(account))
+        index_chain()
+        return person, account, Passkey.objects.get(user=person.user)
+
+    return _deployed
+
+
 def key_on_chain(
     w3: Web3, addresses: dict[str, str], account: str, passkey: Passkey
 ) -> list[bytes]:
@@ -122,13 +136,9 @@ def test_sign_up_opens_and_deploys_the_account(
 
 
 def test_a_second_passkey_is_approved_by_the_first_and_both_are_on_chain(
-    sign_up_on_chain: Any, w3: Web3, pipeline_chain: dict[str, str]
+    deployed: Any, w3: Web3, pipeline_chain: dict[str, str]
 ) -> None:
-    alice = sign_up_on_chain("alice")
-    account = SmartAccount.objects.get(user=alice.user)
-    settle(deployment_id(account))
-    index_chain()
-    first = Passkey.objects.get(user=alice.user)
+    alice, account, first = deployed()
 
     second = alice.add_passkey(SoftAuthenticator())
     operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
@@ -162,13 +172,9 @@ def test_a_passkey_added_while_deploying_is_queued_once_deployed(
 
 
 def test_deleting_a_passkey_removes_it_on_chain(
-    sign_up_on_chain: Any, w3: Web3, pipeline_chain: dict[str, str]
+    deployed: Any, w3: Web3, pipeline_chain: dict[str, str]
 ) -> None:
-    alice = sign_up_on_chain("alice")
-    account = SmartAccount.objects.get(user=alice.user)
-    settle(deployment_id(account))
-    index_chain()
-    first = Passkey.objects.get(user=alice.user)
+    alice, account, first = deployed()
     helper = SoftAuthenticator()
     second = alice.add_passkey(helper)
     add = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
@@ -188,13 +194,9 @@ def test_deleting_a_passkey_removes_it_on_chain(
 
 
 def test_the_last_passkey_on_chain_cannot_be_removed(
-    sign_up_on_chain: Any, pipeline_chain: dict[str, str]
+    deployed: Any, pipeline_chain: dict[str, str]
 ) -> None:
-    alice = sign_up_on_chain("alice")
-    account = SmartAccount.objects.get(user=alice.user)
-    settle(deployment_id(account))
-    index_chain()
-    first = Passkey.objects.get(user=alice.user)
+    alice, _, first = deployed()
     alice.add_passkey(SoftAuthenticator())  # added, but not approved: pending on chain
 
     response = alice.client.delete(f"/api/v1/passkeys/{first.pk}", headers=alice.headers)
@@ -267,15 +269,10 @@ def test_an_unreachable_chain_refuses_the_change_and_writes_nothing(
     assert not ChainOperation.objects.filter(kind=ChainOperation.Kind.ADD_PASSKEY).exists()
 
 
-def test_approvals_of_operations_are_audited(
-    sign_up_on_chain: Any, pipeline_chain: dict[str, str]
-) -> None:
+def test_approvals_of_operations_are_audited(deployed: Any, pipeline_chain: dict[str, str]) -> None:
     from accounts.models import AuditEvent
 
-    alice = sign_up_on_chain("alice")
-    account = SmartAccount.objects.get(user=alice.user)
-    settle(deployment_id(account))
-    index_chain()
+    alice, _, _ = deployed()
     alice.add_passkey(SoftAuthenticator())
     operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
     options = alice.post(f"/api/v1/operations/{operation.pk}/options").json()
@@ -295,12 +292,9 @@ def test_approvals_of_operations_are_audited(
 
 
 def test_an_expired_approval_can_be_asked_for_again(
-    sign_up_on_chain: Any, pipeline_chain: dict[str, str]
+    deployed: Any, pipeline_chain: dict[str, str]
 ) -> None:
-    alice = sign_up_on_chain("alice")
-    account = SmartAccount.objects.get(user=alice.user)
-    settle(deployment_id(account))
-    index_chain()
+    alice, _, _ = deployed()
     second = alice.add_passkey(SoftAuthenticator())
     first_try = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
     not_yet = alice.post(f"/api/v1/operations/{first_try.pk}/retry")
@@ -324,13 +318,9 @@ def test_an_expired_approval_can_be_asked_for_again(
 
 
 def test_a_removal_can_be_asked_for_again_after_the_passkey_is_deleted(
-    sign_up_on_chain: Any, w3: Web3, pipeline_chain: dict[str, str]
+    deployed: Any, w3: Web3, pipeline_chain: dict[str, str]
 ) -> None:
-    alice = sign_up_on_chain("alice")
-    account = SmartAccount.objects.get(user=alice.user)
-    settle(deployment_id(account))
-    index_chain()
-    first = Passkey.objects.get(user=alice.user)
+    alice, _, first = deployed()
     alice.add_passkey(SoftAuthenticator())
     add = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
     alice.approve(add, with_credential=bytes(first.credential_id))
