@@ -150,6 +150,8 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if "DATABASE_URL" not in env.ENVIRON:
+    VAR_DIR.mkdir(exist_ok=True)  # the embedded default lives there; any manage.py can create it
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
