@@ -10,9 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import AuditEvent, User
+from accounts.permissions import require_reauthentication
 from accounts.selectors import account_resilience, activity_of
-from accounts.services import revoke_token
+from accounts.services import revoke_token, update_profile
 from portal.client_info import ClientInfo
+from portal.fields import StrictCharField
+from portal.validators import reject_control_characters
 
 
 class LogoutApi(APIView):
@@ -39,9 +42,34 @@ class MeApi(APIView):
         def get_resilience(self, user: User) -> dict[str, object]:
             return account_resilience(user=user)
 
+    class InputSerializer(serializers.Serializer[Any]):
+        display_name = StrictCharField(
+            max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
+        )
+        email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
+
     @extend_schema(responses={200: OutputSerializer}, operation_id="me")
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(cast(User, request.user)).data)
+
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer}, operation_id="me_update"
+    )
+    def patch(self, request: Request) -> Response:
+        """Change the display name, or (with a fresh passkey confirmation) the email address."""
+        user = cast(User, request.user)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        email = data.validated_data.get("email")
+        if email is not None and email.lower() != user.email.lower():
+            require_reauthentication(request)
+        user = update_profile(
+            user=user,
+            client=ClientInfo.from_request(request),
+            display_name=data.validated_data.get("display_name"),
+            email=email,
+        )
+        return Response(self.OutputSerializer(user).data)
 
 
 class ActivityPagination(PageNumberPagination):

@@ -88,6 +88,7 @@ class AuditEvent(models.Model):
         OPERATION_APPROVED = "operation_approved", "Chain operation approved"
         OPERATION_REFUSED = "operation_refused", "Chain operation approval refused"
         STAFF_CHANGED = "staff_changed", "Admin rights changed"
+        PROFILE_UPDATED = "profile_updated", "Display name or email changed"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

@@ -93,22 +93,67 @@ def reauthenticated_until(*, request: HttpRequest | Request) -> datetime | None:
     return until if until > timezone.now() else None
 
 
+# --- profile -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def update_profile(
+    *,
+    user: User,
+    client: ClientInfo,
+    display_name: str | None = None,
+    email: str | None = None,
+) -> User:
+    """Change the display name and/or the email address (where security notices go).
+
+    A new email address is told to the old one too: someone who took over a session cannot
+    quietly redirect the notices.
+    """
+    changes: dict[str, Any] = {}
+    previous_email = user.email
+    if display_name is not None and display_name != user.display_name:
+        changes["display_name"] = {"old": user.display_name, "new": display_name}
+        user.display_name = display_name
+    if email is not None and email != user.email:
+        changes["email"] = {"old": user.email, "new": email}
+        user.email = email
+    if not changes:
+        return user
+    user.save(update_fields=[field for field in ("display_name", "email") if field in changes])
+    record_event(kind=AuditEvent.Kind.PROFILE_UPDATED, user=user, client=client, **changes)
+    if "email" in changes:
+        for address in {previous_email, user.email} - {""}:
+            notify_address(
+                address=address,
+                subject="The email address of your account changed",
+                message=(
+                    f"The email address of your account {user.username} changed from "
+                    f"{previous_email or '(none)'} to {user.email or '(none)'}. If this was not "
+                    "you, sign in and review your passkeys now."
+                ),
+            )
+    return user
+
+
 # --- notifications ---------------------------------------------------------------------------
 
 
 def notify_user(*, user: User, subject: str, message: str) -> None:
-    """Email the user after the current transaction commits, when they have an address.
+    """Email the user after the current transaction commits, when they have an address."""
+    if user.email:
+        notify_address(address=user.email, subject=subject, message=message)
+
+
+def notify_address(*, address: str, subject: str, message: str) -> None:
+    """Queue a security email once the current transaction commits.
 
     Best effort: a broker that cannot take the message is logged, and the action still stands.
     """
-    if not user.email:
-        return
-    address = user.email
 
     def send() -> None:
         try:
             send_security_email.delay(to=address, subject=subject, message=message)
         except Exception as exc:
-            logger.warning("could not queue a security email for user %s: %s", user.pk, exc)
+            logger.warning("could not queue a security email (%s): %s", subject, exc)
 
     transaction.on_commit(send)

@@ -92,3 +92,26 @@ export function setBusy(button, busy) {
   button.disabled = busy;
   button.setAttribute("aria-busy", busy ? "true" : "false");
 }
+
+// Run `action`; when the portal answers 403 reauthentication_required ("sudo mode"), ask for one
+// of the person's passkeys (reauth options → the browser's prompt → reauth verify), then run it
+// again. `urls` carries optionsUrl and verifyUrl.
+export async function withReauth(action, urls, csrfToken) {
+  try {
+    return await action();
+  } catch (error) {
+    if (!(error instanceof PortalError && error.code === "reauthentication_required")) throw error;
+    say("Confirm it’s you with one of your passkeys…");
+    const options = await requestJSON("POST", urls.optionsUrl, {}, csrfToken);
+    const credential = await window.SimpleWebAuthnBrowser.startAuthentication({
+      optionsJSON: options.publicKey,
+    });
+    await requestJSON(
+      "POST",
+      urls.verifyUrl,
+      { ceremony_id: options.ceremony_id, credential },
+      csrfToken,
+    );
+    return action();
+  }
+}

@@ -8,9 +8,10 @@ import {
   say,
   setBusy,
   signalAcceptedCredentials,
+  withReauth as withPasskeyConfirmation,
 } from "./ceremony.js";
 
-const { startAuthentication, startRegistration } = window.SimpleWebAuthnBrowser;
+const { startRegistration } = window.SimpleWebAuthnBrowser;
 const list = document.getElementById("passkey-list");
 const addForm = document.getElementById("add-form");
 const addButton = document.getElementById("add-button");
@@ -19,24 +20,12 @@ const FLASH = "passkeys-message";
 
 const send = (method, url, body) => requestJSON(method, url, body, csrfToken);
 
-// Prove presence of one of the person's passkeys to the portal.
-async function reauthenticate() {
-  say("Confirm it’s you with one of your passkeys…");
-  const options = await send("POST", list.dataset.reauthOptionsUrl, {});
-  const credential = await startAuthentication({ optionsJSON: options.publicKey });
-  await send("POST", list.dataset.reauthVerifyUrl, { ceremony_id: options.ceremony_id, credential });
-}
-
-// Run `action`; if the portal wants a fresh confirmation first, get it and run `action` again.
-async function withReauth(action) {
-  try {
-    return await action();
-  } catch (error) {
-    if (!(error instanceof PortalError && error.code === "reauthentication_required")) throw error;
-    await reauthenticate();
-    return action();
-  }
-}
+const reauthUrls = {
+  optionsUrl: list.dataset.reauthOptionsUrl,
+  verifyUrl: list.dataset.reauthVerifyUrl,
+};
+// Run `action`, asking for a passkey first if the portal wants a fresh confirmation.
+const withReauth = (action) => withPasskeyConfirmation(action, reauthUrls, csrfToken);
 
 // Reload the list from the server and say what happened once it is shown.
 function reloadWith(text) {

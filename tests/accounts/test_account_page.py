@@ -103,7 +103,8 @@ def test_the_account_lists_the_persons_passkeys_read_only(signed_in: Client, ada
         "Laptop This device only No internal 1 Mar 2026, 09:30 UTC Never",
         "Phone Synced Yes hybrid, internal 2 Apr 2026, 17:05 UTC 6 May 2026, 08:00 UTC",
     ]
-    assert "<form" not in response.text.split("<main", 1)[1], "the passkey list is read-only"
+    passkey_list = response.text.split('id="passkey-list"', 1)[1].split("</section>", 1)[0]
+    assert "<form" not in passkey_list, "the passkey list is read-only"
 
 
 def test_a_passkey_without_known_transports_says_so(signed_in: Client, ada: User) -> None:
@@ -269,3 +270,14 @@ def test_the_account_shows_providers_and_links_to_manage_and_activity(
     assert '<img class="provider-icon" src="data:image/png;base64,AA=="' in html
     assert 'href="/account/passkeys">Manage passkeys</a>' in html
     assert 'href="/account/activity">Activity</a>' in html
+
+
+def test_the_details_form_shows_the_persons_name_and_email(signed_in: Client, ada: User) -> None:
+    User.objects.filter(pk=ada.pk).update(display_name="Ada L.", email="ada@example.com")
+
+    page = signed_in.get("/account").text
+
+    assert 'id="details-form"' in page
+    assert 'value="Ada L."' in page
+    assert 'value="ada@example.com"' in page
+    assert 'data-url="/api/v1/me"' in page
