@@ -111,9 +111,8 @@ def queue_deployment(*, account: SmartAccount) -> ChainOperation:
         account=account,
         details={"attempt": attempt},
     )
-    SmartAccount.objects.filter(pk=account.pk).update(
-        status=SmartAccount.Status.DEPLOYING, deployment=operation
-    )
+    account.status, account.deployment = SmartAccount.Status.DEPLOYING, operation
+    account.save(update_fields=["status", "deployment", "updated_at"])
     return operation
 
 

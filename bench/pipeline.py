@@ -137,16 +137,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
-    from django.conf import settings
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
 
-    from eth_abi import encode
-
     from accounts.models import SmartAccount, User
+    from accounts.smart_accounts import open_smart_account
     from chain import deploy, pipeline, userops
-    from chain.client import Sender, account_from_key, connect, contract
+    from chain.client import Sender, account_from_key, connect
     from chain.devkit import ANVIL_KEYS
     from chain.models import ChainOperation, Deployment
     from passkeys.models import Passkey
@@ -166,15 +164,10 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
             name=contract_name,
             defaults={"address": address, "code_hash": "0x"},
         )
-    factory = contract(w3, "MSAFactory", addresses["MSAFactory"])
-    validator_address = addresses["WebAuthnValidator"]
     authenticator = SoftAuthenticator()
-    relayer = pipeline.relayer().address
     client = ClientInfo(ip_address=None, user_agent="bench")
 
     from cryptography.hazmat.primitives.asymmetric import ec
-
-    from chain.passkey_signatures import public_key_from_cose
 
     def new_person(label: str) -> tuple[Any, Any, Any, int]:
         user = User.objects.create_user(f"{label}-{uuid.uuid4().hex[:8]}")
@@ -189,32 +182,9 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
             credential_id=credential_id,
             public_key=cose_p256(key.public_key()),
         )
-        install = userops.webauthn_install_data(
-            credential_id=credential_id,
-            public_key=public_key_from_cose(bytes(passkey.public_key)),
-            origin=settings.PORTAL_ORIGINS[0],
-        )
-        init_data = userops.initialize_account_data(modules=[validator_address], data=[install])
-        salt = os.urandom(32)
-        address = factory.functions.predictAccountAddress(relayer, salt, init_data).call()
-        account = SmartAccount.objects.create(
-            user=user,
-            chain_id=settings.CHAIN_ID,
-            address=address,
-            salt="0x" + salt.hex(),
-            init_data=init_data,
-            deployer=relayer,
-        )
-        operation = pipeline.create_relayer_call(
-            kind="deploy_account",
-            to=factory.address,
-            data=userops.DEPLOY_ACCOUNT_SELECTOR + encode(["bytes32", "bytes"], [salt, init_data]),
-            idempotency_key=f"deploy-account:{account.pk}",
-            user=user,
-            account=account,
-            details={},
-        )
-        return user, passkey, account, operation.pk
+        account = open_smart_account(user=user, passkey=passkey)
+        assert account is not None and account.deployment_id is not None
+        return user, passkey, account, account.deployment_id
 
     def measure(ids: list[int], worker_count: int) -> float:
         app.control.purge()  # the nudges sent while preparing: the run sends its own

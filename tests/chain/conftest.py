@@ -323,37 +323,13 @@ class PipelineKit:
         )
 
     def deployment(self, user: Any, passkey: Any) -> tuple[Any, Any]:
-        """The user's SmartAccount (counterfactual) and the relayer call that deploys it."""
-        from django.conf import settings
-        from eth_abi import encode
+        """The user's SmartAccount (counterfactual), opened as sign-up opens it, and the relayer
+        call that deploys it."""
+        from accounts.smart_accounts import open_smart_account
 
-        from accounts.models import SmartAccount
-        from chain import pipeline, userops
-
-        relayer = pipeline.relayer().address
-        salt = os.urandom(32)
-        init_data = userops.initialize_account_data(
-            modules=[self.validator.address], data=[self.install_data(passkey)]
-        )
-        address = self.factory.functions.predictAccountAddress(relayer, salt, init_data).call()
-        account = SmartAccount.objects.create(
-            user=user,
-            chain_id=settings.CHAIN_ID,
-            address=address,
-            salt="0x" + salt.hex(),
-            init_data=init_data,
-            deployer=relayer,
-        )
-        operation = pipeline.create_relayer_call(
-            kind="deploy_account",
-            to=self.factory.address,
-            data=userops.DEPLOY_ACCOUNT_SELECTOR + encode(["bytes32", "bytes"], [salt, init_data]),
-            idempotency_key=f"deploy-account:{account.pk}",
-            user=user,
-            account=account,
-            details={"passkey_id": passkey.pk},
-        )
-        return account, operation
+        account = open_smart_account(user=user, passkey=passkey)
+        assert account is not None, "the contracts are recorded by pipeline_chain"
+        return account, account.deployment
 
     def mark_deployed(self, account: Any, passkey: Any) -> None:
         """What the deployment's receiver and the indexer record once it is on chain."""

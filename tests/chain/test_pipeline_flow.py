@@ -185,7 +185,7 @@ def test_the_same_idempotency_key_gives_one_operation_and_one_transaction(
         kind="deploy_account",
         to=pipeline_kit.factory.address,
         data=b"anything else",
-        idempotency_key=f"deploy-account:{account.pk}",
+        idempotency_key=first.idempotency_key,
         details={},
     )
     assert again.pk == first.pk
