@@ -155,9 +155,16 @@ def test_twenty_operations_for_twenty_accounts_by_two_workers(
 def test_a_worker_killed_mid_submission_leaves_every_operation_confirmed_once(
     pipeline_kit: PipelineKit, celery_workers: Workers, w3: Web3
 ) -> None:
+    from portal.celery import app
+
     before = relayer_count(w3)
-    ids = deployments(pipeline_kit, 12, "uma")
+    ids = deployments(pipeline_kit, 24, "uma")
+    # Nothing may run before the worker is up and the test watches: drop the nudges queued as the
+    # operations were created, start the worker, then queue them all at once.
+    app.control.purge()
     worker = celery_workers.start()
+    for operation_id in ids:
+        assert pipeline.dispatch_submission(operation_id)
 
     # SIGKILL the pool process while it is working through the queue: its task is re-delivered
     # (acks_late, reject_on_worker_lost) to the replacement process.
