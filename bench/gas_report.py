@@ -20,9 +20,11 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
-from chain import deploy, devnet, userops
+from chain import userops
 from chain.client import Sender, account_from_key, connect, contract
-from chain.devkit import ANVIL_KEYS, Harness, SoftwarePasskey
+from chain.devtools import deploy, devnet
+from chain.devtools.authenticator import SoftwarePasskey
+from chain.devtools.devkit import ANVIL_KEYS, Harness
 
 RECIPIENT = "0x000000000000000000000000000000000000bEEF"
 ORIGIN = "https://portal.example"

@@ -27,9 +27,11 @@ from django.test.utils import setup_databases, teardown_databases
 from eth_abi import encode
 from eth_utils import keccak
 
-from chain import deploy, devnet, userops
+from chain import userops
 from chain.client import Sender, account_from_key, connect
-from chain.devkit import ANVIL_KEYS, Harness, SoftwarePasskey
+from chain.devtools import deploy, devnet
+from chain.devtools.authenticator import SoftwarePasskey
+from chain.devtools.devkit import ANVIL_KEYS, Harness
 
 ORIGIN = "https://portal.example"
 KEYS_PER_OPERATION = 200

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,19 +42,6 @@ def fresh_database(server_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def start_redis(port: int) -> subprocess.Popen[bytes]:
-    server = shutil.which("redis-server")
-    if server is None:
-        raise SystemExit("redis-server is not installed")
-    process = subprocess.Popen(  # noqa: S603
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(0.3)
-    return process
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--operations", type=int, default=100, help="operations per run")
@@ -66,15 +52,19 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from chain import devnet  # only settings-free helpers before django.setup()
+    # only settings-free helpers before django.setup()
+    from chain.devtools import devnet
+    from chain.devtools.processes import RedisServer, stop_process
 
     database_url = fresh_database(args.database_server, "portal_bench_pipeline")
-    redis_port = devnet.free_port()
-    redis = start_redis(redis_port)
+    if not RedisServer.installed():
+        raise SystemExit("redis-server is not installed")
+    redis = RedisServer()
+    redis.start()
     os.environ.update(
         {
             "DATABASE_URL": database_url,
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "REDIS_URL": redis.url,
             "DJANGO_LOG_LEVEL": "WARNING",
         }
     )
@@ -92,48 +82,9 @@ def main() -> None:
         run(args.operations, workers, logs)
     finally:
         for worker in workers:
-            stop(worker)
+            stop_process(worker)
         node.stop()
-        redis.terminate()
-        redis.wait(timeout=10)
-
-
-def start_worker(logs: Path) -> tuple[subprocess.Popen[bytes], str]:
-    name = f"bench-{uuid.uuid4().hex[:6]}@localhost"
-    log = (logs / f"{name.split('@')[0]}.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603
-        [
-            str(Path(sys.executable).parent / "celery"),
-            "--app",
-            "portal",
-            "worker",
-            "--concurrency",
-            "1",
-            "--pool",
-            "prefork",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            name,
-        ],
-        env=dict(os.environ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    return process, name
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        redis.stop()
 
 
 def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
@@ -143,14 +94,16 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
 
     from accounts.models import SmartAccount, User
     from accounts.smart_accounts import open_smart_account
-    from chain import deploy, pipeline, userops
+    from chain import pipeline, userops
     from chain.client import Sender, account_from_key, connect
-    from chain.devkit import ANVIL_KEYS
+    from chain.devtools import deploy
+    from chain.devtools.authenticator import SoftAuthenticator
+    from chain.devtools.devkit import ANVIL_KEYS
+    from chain.devtools.processes import start_celery_worker, stop_process
     from chain.models import ChainOperation, Deployment
     from passkeys.models import Passkey
     from portal.celery import app
     from portal.client_info import ClientInfo
-    from tests.support.authenticator import SoftAuthenticator, SoftCredential, cose_p256
 
     w3 = connect()
     addresses = deploy.deploy_all(
@@ -167,20 +120,14 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
     authenticator = SoftAuthenticator()
     client = ClientInfo(ip_address=None, user_agent="bench")
 
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     def new_person(label: str) -> tuple[Any, Any, Any, int]:
         user = User.objects.create_user(f"{label}-{uuid.uuid4().hex[:8]}")
-        credential_id = os.urandom(16)
-        key = ec.generate_private_key(ec.SECP256R1())
-        authenticator.credentials[credential_id] = SoftCredential(
-            credential_id, key, bytes(user.user_handle)
-        )
+        key = authenticator.add_credential(user_handle=bytes(user.user_handle))
         passkey = Passkey.objects.create(
             user=user,
             name="bench",
-            credential_id=credential_id,
-            public_key=cose_p256(key.public_key()),
+            credential_id=key.credential_id,
+            public_key=key.cose_public_key,
         )
         account = open_smart_account(user=user, passkey=passkey)
         assert account is not None and account.deployment_id is not None
@@ -190,7 +137,10 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
         app.control.purge()  # the nudges sent while preparing: the run sends its own
         names = []
         for _ in range(worker_count):
-            process, name = start_worker(logs)
+            name = f"bench-{uuid.uuid4().hex[:6]}@localhost"
+            process = start_celery_worker(
+                name=name, env=os.environ, log_dir=logs, loglevel="WARNING"
+            )
             workers.append(process)
             names.append(name)
         deadline = time.monotonic() + 60
@@ -213,7 +163,7 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
         if failed:
             raise SystemExit(f"{failed} operations did not confirm; logs in {logs}")
         while workers:
-            stop(workers.pop())
+            stop_process(workers.pop())
         return elapsed
 
     results: list[tuple[str, int, int, float]] = []

@@ -11,8 +11,8 @@ from django.db import transaction
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from chain import deploy
 from chain.client import Sender, account_from_key, connect
+from chain.devtools import deploy
 from chain.models import Deployment
 
 

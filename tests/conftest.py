@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.support.authenticator import SoftAuthenticator
+from chain.devtools.authenticator import SoftAuthenticator
 
 
 @pytest.fixture(autouse=True)

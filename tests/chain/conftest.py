@@ -1,10 +1,7 @@
 """One anvil per test session, contracts deployed once; each test runs in an EVM snapshot."""
 
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,9 +11,11 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from chain import deploy, devnet
 from chain.client import Sender, account_from_key, connect, contract
-from chain.devkit import ANVIL_KEYS, Harness, SoftwarePasskey
+from chain.devtools import deploy, devnet
+from chain.devtools.authenticator import SoftwarePasskey
+from chain.devtools.devkit import ANVIL_KEYS, Harness
+from chain.devtools.processes import RedisServer, start_celery_worker, stop_process
 
 ORIGIN = "https://portal.example"
 
@@ -70,54 +69,6 @@ def passkey() -> SoftwarePasskey:
 # --- the operation pipeline: a private Redis broker, real Celery workers, accounts on chain ------
 
 
-class RedisServer:
-    """A Redis of the test session's own: no other test run shares its queue, and a test can
-    stop it (the broker goes away) and start it again on the same port."""
-
-    def __init__(self) -> None:
-        self.port = devnet.free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
-
-
 def use_broker(url: str) -> None:
     """Point this process's Celery app at `url` (dropping pooled connections)."""
     from portal.celery import app
@@ -136,7 +87,7 @@ def use_broker(url: str) -> None:
 def redis_broker() -> Iterator[RedisServer]:
     from portal.celery import app
 
-    if shutil.which("redis-server") is None:
+    if not RedisServer.installed():
         pytest.skip("redis-server is not installed")
     server = RedisServer()
     server.start()
@@ -200,43 +151,18 @@ class Workers:
         from portal.celery import app
 
         name = f"pipeline-{len(self.processes)}-{uuid.uuid4().hex[:6]}@localhost"
-        log = (self.log_dir / f"{name.split('@')[0]}.log").open("wb")
-        args = [
-            str(Path(sys.executable).parent / "celery"),
-            "--app",
-            "portal",
-            "worker",
-            "--concurrency",
-            "1",
-            "--pool",
-            "prefork",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            name,
-        ]
-        if beat:
-            args += ["--beat", "--schedule", str(self.log_dir / f"beat-{uuid.uuid4().hex}")]
-        process = subprocess.Popen(  # noqa: S603
-            args, env=self.environment(**env), stdout=log, stderr=subprocess.STDOUT
+        process = start_celery_worker(
+            name=name, env=self.environment(**env), log_dir=self.log_dir, beat=beat
         )
         self.processes.append(process)
         deadline = time.monotonic() + 30
         while not app.control.ping(destination=[name], timeout=0.5):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker {name} did not start; see {log.name}")
+                raise RuntimeError(f"worker {name} did not start; see its log in {self.log_dir}")
         return process
 
     def stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process)
 
     def stop_all(self) -> None:
         for process in self.processes:
@@ -276,7 +202,7 @@ class PipelineKit:
     """People with passkeys and smart accounts deployed through the pipeline itself."""
 
     def __init__(self, *, w3: Web3, addresses: dict[str, str]) -> None:
-        from tests.support.authenticator import SoftAuthenticator
+        from chain.devtools.authenticator import SoftAuthenticator
 
         self.w3 = w3
         self.addresses = addresses
@@ -291,22 +217,15 @@ class PipelineKit:
 
     def passkey(self, user: Any, *, authenticator: Any = None) -> Any:
         """A passkey of `user` held by the kit's authenticator (or `authenticator`)."""
-        from cryptography.hazmat.primitives.asymmetric import ec
-
         from passkeys.models import Passkey
-        from tests.support.authenticator import SoftCredential, cose_p256
 
         holder = authenticator or self.authenticator
-        credential_id = os.urandom(16)
-        key = ec.generate_private_key(ec.SECP256R1())
-        holder.credentials[credential_id] = SoftCredential(
-            credential_id, key, bytes(user.user_handle)
-        )
+        key = holder.add_credential(user_handle=bytes(user.user_handle))
         return Passkey.objects.create(
             user=user,
-            name=f"key {credential_id.hex()[:6]}",
-            credential_id=credential_id,
-            public_key=cose_p256(key.public_key()),
+            name=f"key {key.credential_id.hex()[:6]}",
+            credential_id=key.credential_id,
+            public_key=key.cose_public_key,
             transports=["internal"],
         )
 

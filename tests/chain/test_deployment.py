@@ -12,9 +12,10 @@ import pytest
 from django.core.management import call_command
 from web3 import Web3
 
-from chain import compiler, deploy, devnet, selectors
+from chain import selectors
 from chain.client import connect, contract
-from chain.devkit import ANVIL_KEYS
+from chain.devtools import compiler, deploy, devnet
+from chain.devtools.devkit import ANVIL_KEYS
 from chain.models import Deployment
 
 pytestmark = pytest.mark.chain

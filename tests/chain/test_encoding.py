@@ -12,7 +12,8 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from chain import userops
-from chain.devkit import ANVIL_KEYS, SoftwarePasskey
+from chain.devtools.authenticator import SoftwarePasskey
+from chain.devtools.devkit import ANVIL_KEYS
 from chain.passkey_signatures import (
     P256_HALF_N,
     P256_N,

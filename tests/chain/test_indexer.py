@@ -14,9 +14,11 @@ from django.db import connection, transaction
 from web3 import Web3
 
 from accounts.models import SmartAccount, User
-from chain import devnet, userops
+from chain import userops
 from chain.client import Sender, account_from_key
-from chain.devkit import ANVIL_KEYS, Harness, SoftwarePasskey
+from chain.devtools import devnet
+from chain.devtools.authenticator import SoftwarePasskey
+from chain.devtools.devkit import ANVIL_KEYS, Harness
 from chain.indexer import IndexResult, index_chain
 from chain.indexer_tasks import index_chain_task
 from chain.models import ChainEvent, Deployment, IndexedBlock, IndexerCursor

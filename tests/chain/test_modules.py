@@ -13,9 +13,11 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from chain import compiler, userops
+from chain import userops
 from chain.client import Sender, TransactionFailed, account_from_key
-from chain.devkit import ANVIL_KEYS, Harness, SoftwarePasskey
+from chain.devtools import compiler
+from chain.devtools.authenticator import SoftwarePasskey
+from chain.devtools.devkit import ANVIL_KEYS, Harness
 
 pytestmark = pytest.mark.chain
 

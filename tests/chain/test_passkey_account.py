@@ -14,7 +14,8 @@ from web3.logs import DISCARD
 
 from chain import userops
 from chain.client import TransactionFailed
-from chain.devkit import ANVIL_KEYS, FLAG_UP, FLAG_UV, Harness, OpFailure, SoftwarePasskey
+from chain.devtools.authenticator import FLAG_UP, FLAG_UV, SoftwarePasskey
+from chain.devtools.devkit import ANVIL_KEYS, Harness, OpFailure
 from chain.passkey_signatures import P256_N
 from chain.userops import PackedUserOperation
 from tests.chain.conftest import ORIGIN

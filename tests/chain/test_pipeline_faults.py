@@ -15,9 +15,10 @@ from eth_typing import HexStr
 from rest_framework.test import APIClient
 from web3 import Web3
 
-from chain import deploy, devnet, pipeline
+from chain import pipeline
 from chain.client import Sender, account_from_key, connect
-from chain.devkit import ANVIL_KEYS
+from chain.devtools import deploy, devnet
+from chain.devtools.devkit import ANVIL_KEYS
 from chain.models import ChainOperation, RelayerAccount
 from portal.celery import app
 from portal.client_info import ClientInfo

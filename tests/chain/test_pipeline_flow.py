@@ -11,7 +11,8 @@ from eth_typing import HexStr
 from rest_framework.test import APIClient
 from web3 import Web3
 
-from chain import devnet, pipeline, userops
+from chain import pipeline, userops
+from chain.devtools import devnet
 from chain.models import ChainOperation, RelayerAccount
 from chain.operations import operation_changed
 from passkeys.models import Ceremony

@@ -10,10 +10,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from chain import pipeline
+from chain.devtools.authenticator import SoftAuthenticator
 from chain.models import ChainOperation
 from passkeys.models import Passkey
 from tests.chain.conftest import PipelineKit
-from tests.support.authenticator import SoftAuthenticator
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 

@@ -11,12 +11,12 @@ from web3 import Web3
 from accounts.models import SmartAccount, User
 from accounts.smart_accounts import chain_origin
 from chain.client import contract
+from chain.devtools.authenticator import SoftAuthenticator
 from chain.indexer import index_chain
 from chain.models import ChainOperation
 from chain.operations import transition
 from passkeys.models import Passkey
 from tests.chain.conftest import advance
-from tests.support.authenticator import SoftAuthenticator
 
 Status = ChainOperation.Status
 
@@ -247,7 +247,7 @@ def test_users_who_signed_up_without_a_chain_get_an_account_later(
 def test_an_unreachable_chain_refuses_the_change_and_writes_nothing(
     sign_up_on_chain: Any, pipeline_chain: dict[str, str], settings: Any
 ) -> None:
-    from chain.devnet import free_port
+    from chain.devtools.devnet import free_port
 
     alice = sign_up_on_chain("alice")
     account = SmartAccount.objects.get(user=alice.user)

@@ -20,9 +20,10 @@ from eth_utils import to_checksum_address
 from selenium import webdriver
 from web3.logs import DISCARD
 
-from chain import deploy, devnet, userops
+from chain import userops
 from chain.client import Sender, account_from_key, connect
-from chain.devkit import ANVIL_KEYS, Harness
+from chain.devtools import deploy, devnet
+from chain.devtools.devkit import ANVIL_KEYS, Harness
 from chain.passkey_signatures import P256_N, passkey_signature
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chain]

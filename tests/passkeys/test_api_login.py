@@ -7,8 +7,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, User
+from chain.devtools.authenticator import SoftAuthenticator, b64url, unb64url
 from passkeys.models import Passkey
-from tests.support.authenticator import SoftAuthenticator, b64url, unb64url
 
 pytestmark = pytest.mark.django_db
 

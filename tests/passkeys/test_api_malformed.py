@@ -6,8 +6,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, User
+from chain.devtools.authenticator import SoftAuthenticator
 from passkeys.models import Ceremony, Passkey
-from tests.support.authenticator import SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
 

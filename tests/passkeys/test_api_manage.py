@@ -12,8 +12,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, TokenReauthentication, User
+from chain.devtools.authenticator import SoftAuthenticator, b64url
 from passkeys.models import Passkey
-from tests.support.authenticator import SoftAuthenticator, b64url
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from chain.devtools.authenticator import SoftAuthenticator
 from passkeys.models import Ceremony
 from passkeys.services import purge_stale_ceremonies
-from tests.support.authenticator import SoftAuthenticator
 
 Options = Callable[..., dict[str, Any]]
 

@@ -8,7 +8,7 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from accounts.models import User
-from tests.support.authenticator import SoftAuthenticator
+from chain.devtools.authenticator import SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.services import SESSION_REAUTHENTICATED_AT
+from chain.devtools.authenticator import SoftAuthenticator
 from passkeys.models import Passkey
-from tests.support.authenticator import SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from accounts.models import User
+from chain.devtools.authenticator import SoftAuthenticator
 from passkeys.models import Passkey
-from tests.support.authenticator import SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
 

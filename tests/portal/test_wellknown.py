@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tests.support.authenticator import SoftAuthenticator
+from chain.devtools.authenticator import SoftAuthenticator
 
 
 def test_absent_without_related_origins(client: Client, settings: Any) -> None:

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chain import compiler
+from chain.devtools import compiler
 
 
 class Command(BaseCommand):

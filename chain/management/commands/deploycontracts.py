@@ -3,7 +3,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chain import deploy, services
+from chain import services
+from chain.devtools import deploy
 
 
 class Command(BaseCommand):

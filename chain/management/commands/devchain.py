@@ -10,7 +10,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.smart_accounts import open_missing_accounts
-from chain import deploy, devnet, services
+from chain import services
+from chain.devtools import deploy, devnet
 
 
 class Command(BaseCommand):

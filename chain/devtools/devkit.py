@@ -1,32 +1,26 @@
-"""Development kit for driving the contracts on a dev chain: a software passkey that makes WebAuthn
-assertions, and a harness that deploys accounts and builds, signs and submits user operations.
+"""Development kit for driving the contracts on a dev chain: a harness that deploys accounts and
+builds, signs (with chain.devtools.authenticator's software passkeys) and submits user operations.
 
 Used by the tests, the gas report and the browser test; not by the portal's request path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 from eth_abi import decode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.types import TxReceipt
 
-from chain import devnet, userops
+from chain import userops
 from chain.client import Sender, account_from_key, contract
-from chain.passkey_signatures import P256_N, PasskeySignature, challenge_for, passkey_signature
+from chain.devtools import devnet
+from chain.devtools.authenticator import Assertion, SoftwarePasskey
+from chain.passkey_signatures import PasskeySignature, passkey_signature
 
 # anvil's well-known accounts 0..3 (dev only).
 ANVIL_KEYS = (
@@ -35,74 +29,6 @@ ANVIL_KEYS = (
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
     "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
 )
-
-FLAG_UP = 0x01
-FLAG_UV = 0x04
-
-
-@dataclass
-class Assertion:
-    authenticator_data: bytes
-    client_data_json: bytes
-    signature_der: bytes
-    credential_id: bytes
-
-
-@dataclass
-class SoftwarePasskey:
-    """A P-256 passkey in software that produces WebAuthn assertions like a browser would."""
-
-    origin: str
-    rp_id: str = "localhost"
-    credential_id: bytes = field(default_factory=lambda: os.urandom(32))
-    private_key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
-    )
-    sign_count: int = 0
-
-    @property
-    def public_key(self) -> tuple[int, int]:
-        numbers = self.private_key.public_key().public_numbers()
-        return numbers.x, numbers.y
-
-    def install_data(self) -> bytes:
-        return userops.webauthn_install_data(
-            credential_id=self.credential_id, public_key=self.public_key, origin=self.origin
-        )
-
-    def assertion(
-        self,
-        challenge: bytes,
-        *,
-        origin: str | None = None,
-        type_: str = "webauthn.get",
-        cross_origin: bool | None = False,
-        flags: int = FLAG_UP | FLAG_UV,
-        high_s: bool = False,
-    ) -> Assertion:
-        """Sign `challenge` (the userOpHash) as an authenticator; options forge the result."""
-        self.sign_count += 1
-        rp_id_hash = hashlib.sha256(self.rp_id.encode()).digest()
-        authenticator_data = rp_id_hash + bytes([flags]) + self.sign_count.to_bytes(4, "big")
-        client_data: dict[str, Any] = {
-            "type": type_,
-            "challenge": challenge_for(challenge),
-            "origin": origin or self.origin,
-        }
-        if cross_origin is not None:
-            client_data["crossOrigin"] = cross_origin
-        client_data_json = json.dumps(client_data, separators=(",", ":")).encode()
-        message = authenticator_data + hashlib.sha256(client_data_json).digest()
-        der = self.private_key.sign(message, ec.ECDSA(hashes.SHA256()))
-        r, s = decode_dss_signature(der)
-        want = P256_N - s if (s > P256_N // 2) != high_s else s
-        return Assertion(
-            authenticator_data=authenticator_data,
-            client_data_json=client_data_json,
-            signature_der=encode_dss_signature(r, want),
-            credential_id=self.credential_id,
-        )
-
 
 # EntryPoint errors
 FAILED_OP = keccak(text="FailedOp(uint256,string)")[:4]

@@ -19,7 +19,7 @@ from django.conf import settings
 CONTRACTS_DIR = Path(settings.BASE_DIR) / "chain" / "contracts"
 BUILD_DIR = CONTRACTS_DIR / "build"
 NODE_MODULES = Path(settings.BASE_DIR) / "node_modules"
-COMPILE_SCRIPT = Path(settings.BASE_DIR) / "chain" / "solc_compile.js"
+COMPILE_SCRIPT = Path(__file__).resolve().parent / "solc_compile.js"
 
 # Pinned compiler settings: changing any of them changes every bytecode and deployed address.
 COMPILER_SETTINGS: dict[str, Any] = {

@@ -6,7 +6,7 @@ const fs = require("fs");
 const path = require("path");
 const solc = require("solc");
 
-const root = path.resolve(__dirname, "..");
+const root = path.resolve(__dirname, "..", "..");
 const input = fs.readFileSync(0, "utf8");
 
 function findImports(importPath) {
