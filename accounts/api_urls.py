@@ -4,6 +4,7 @@ from accounts import api
 
 urlpatterns = [
     path("auth/logout", api.LogoutApi.as_view(), name="api-logout"),
-    path("me", api.MeApi.as_view(), name="api-me"),
     path("me/activity", api.ActivityApi.as_view(), name="api-me-activity"),
+    path("operations", api.OperationListApi.as_view(), name="api-operations"),
+    path("operations/<int:operation_id>", api.OperationDetailApi.as_view(), name="api-operation"),
 ]

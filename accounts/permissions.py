@@ -1,10 +1,18 @@
+from typing import cast
+
 from django.http import HttpRequest
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts.models import User
 from accounts.services import reauthenticated_until
 from portal.errors import PortalError
+
+
+def current_user(request: HttpRequest | Request) -> User:
+    """The signed-in user of a view that requires one."""
+    return cast(User, request.user)
 
 
 def require_reauthentication(request: HttpRequest | Request) -> None:

@@ -1,22 +1,9 @@
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import AuditEvent, SmartAccount, User
-from passkeys.selectors import passkey_list, passkeys_of
-
-AT_RISK_SINGLE_PASSKEY = "single_passkey"
-AT_RISK_NO_SYNCED_PASSKEY = "no_synced_passkey"
-
-
-def account_resilience(*, user: User) -> dict[str, object]:
-    """Is the account one lost device away from lockout?"""
-    passkeys = list(passkeys_of(user=user))
-    reasons = []
-    if len(passkeys) <= 1:
-        reasons.append(AT_RISK_SINGLE_PASSKEY)
-    if not any(p.backup_eligible for p in passkeys):
-        reasons.append(AT_RISK_NO_SYNCED_PASSKEY)
-    return {"level": "at_risk" if reasons else "ok", "reasons": reasons}
+from chain.models import ChainOperation
+from portal.errors import NotFound
 
 
 def smart_account_of(*, user: User) -> SmartAccount | None:
@@ -24,14 +11,22 @@ def smart_account_of(*, user: User) -> SmartAccount | None:
     return SmartAccount.objects.filter(user=user, chain_id=settings.CHAIN_ID).first()
 
 
-def account_overview(*, user: User) -> dict[str, object]:
-    """What /account and /account/passkeys show: passkeys, resilience, the smart account."""
-    return {
-        "passkeys": passkey_list(user=user),
-        "resilience": account_resilience(user=user),
-        "smart_account": smart_account_of(user=user),
-        "explorer_url": settings.CHAIN_EXPLORER_URL.rstrip("/"),
-    }
+def operations_of(*, user: User) -> QuerySet[ChainOperation]:
+    """The chain operations of the user's smart accounts, newest first."""
+    mine = Q(pk__in=[])
+    for chain_id, address in SmartAccount.objects.filter(user=user).values_list(
+        "chain_id", "address"
+    ):
+        mine |= Q(chain_id=chain_id, account=address)
+    return ChainOperation.objects.filter(mine).order_by("-created_at", "-id")
+
+
+def operation_of(*, user: User, operation_id: int) -> ChainOperation:
+    """One of the user's operations; 404 `operation_not_found` for anyone else's."""
+    operation = operations_of(user=user).filter(pk=operation_id).first()
+    if operation is None:
+        raise NotFound("operation_not_found", "No such operation.")
+    return operation
 
 
 def activity_of(*, user: User) -> QuerySet[AuditEvent]:

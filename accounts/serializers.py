@@ -3,6 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import USERNAME_PATTERN, User
+from chain.models import ChainOperation
 
 
 class UsernameField(serializers.RegexField):
@@ -21,3 +22,43 @@ class UserSummary(serializers.ModelSerializer[User]):
     class Meta:
         model = User
         fields = ["id", "username", "display_name"]
+
+
+class OperationOutput(serializers.ModelSerializer[ChainOperation]):
+    """A chain operation as the API shows it: what it does, where it is, its hashes, and why it
+    failed."""
+
+    account = serializers.SerializerMethodField()
+    passkey_id = serializers.SerializerMethodField()
+    error = serializers.CharField(source="last_error", read_only=True)
+
+    class Meta:
+        model = ChainOperation
+        fields = [
+            "id",
+            "kind",
+            "label",
+            "status",
+            "account",
+            "passkey_id",
+            "user_op_hash",
+            "tx_hash",
+            "block_number",
+            "revert_reason",
+            "error",
+            "created_at",
+            "updated_at",
+            "signed_at",
+            "submitted_at",
+            "included_at",
+            "confirmed_at",
+            "expires_at",
+        ]
+
+    def get_account(self, operation: ChainOperation) -> str | None:
+        return operation.account or None
+
+    def get_passkey_id(self, operation: ChainOperation) -> int | None:
+        """The passkey an add_passkey / remove_passkey operation is about."""
+        passkey_id = operation.details.get("passkey_id")
+        return int(passkey_id) if passkey_id is not None else None

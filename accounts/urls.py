@@ -4,7 +4,6 @@ from accounts import views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("account", views.account_page, name="account"),
     path("account/activity", views.activity_page, name="account-activity"),
     path("logout", views.logout_view, name="logout"),
 ]

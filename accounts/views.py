@@ -1,5 +1,3 @@
-from typing import cast
-
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -7,8 +5,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import AuditEvent, User
-from accounts.selectors import account_overview, activity_of
+from accounts.models import AuditEvent
+from accounts.permissions import current_user
+from accounts.selectors import activity_of
 from accounts.services import record_event
 from portal.client_info import ClientInfo
 
@@ -18,20 +17,13 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("account" if request.user.is_authenticated else "login")
 
 
-@login_required
-@require_GET
-def account_page(request: HttpRequest) -> HttpResponse:
-    user = cast(User, request.user)
-    return render(request, "accounts/account.html", account_overview(user=user))
-
-
 ACTIVITY_PAGE_SIZE = 50
 
 
 @login_required
 @require_GET
 def activity_page(request: HttpRequest) -> HttpResponse:
-    events = Paginator(activity_of(user=cast(User, request.user)), ACTIVITY_PAGE_SIZE)
+    events = Paginator(activity_of(user=current_user(request)), ACTIVITY_PAGE_SIZE)
     return render(
         request, "accounts/activity.html", {"page": events.get_page(request.GET.get("page"))}
     )

@@ -138,7 +138,7 @@ def main() -> None:
             f"{indexed.events_added} events ({options.events} PasskeyCreated) in {head + 1} "
             f"blocks, {indexed.batches} batches, indexed in {elapsed:.2f}s "
             f"= {indexed.events_added / elapsed:,.0f} events/s; "
-            f"{indexed.passkeys_updated} passkeys turned active\n"
+            f"{indexed.updated.get('passkeys', 0)} passkeys turned active\n"
             f"a run with nothing new: {idle_elapsed * 1000:.0f} ms"
         )
     finally:

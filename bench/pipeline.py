@@ -93,15 +93,17 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
     call_command("migrate", verbosity=0)
 
     from accounts.models import SmartAccount, User
-    from accounts.smart_accounts import open_smart_account
-    from chain import pipeline, userops
+    from chain import userops
     from chain.client import Sender, account_from_key, connect
     from chain.devtools import deploy
     from chain.devtools.authenticator import SoftAuthenticator
     from chain.devtools.devkit import ANVIL_KEYS
     from chain.devtools.processes import start_celery_worker, stop_process
     from chain.models import ChainOperation, Deployment
+    from chain.pipeline.submit import dispatch_submission
+    from passkeys.approvals import approval_options, approve_operation, request_approval
     from passkeys.models import Passkey
+    from passkeys.onchain import open_account_for
     from portal.celery import app
     from portal.client_info import ClientInfo
 
@@ -129,7 +131,7 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
             credential_id=key.credential_id,
             public_key=key.cose_public_key,
         )
-        account = open_smart_account(user=user, passkey=passkey)
+        account = open_account_for(user=user, passkey=passkey)
         assert account is not None and account.deployment_id is not None
         return user, passkey, account, account.deployment_id
 
@@ -149,7 +151,7 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
                 raise SystemExit(f"workers did not start; logs in {logs}")
         started = time.monotonic()
         for operation_id in ids:
-            pipeline.dispatch_submission(operation_id)
+            dispatch_submission(operation_id)
         final = {"confirmed", "failed", "expired"}
         while True:
             done = ChainOperation.objects.filter(pk__in=ids, status__in=final).count()
@@ -182,16 +184,17 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
         ids = []
         for user, _passkey, account in people[worker_count]:
             account.refresh_from_db()
-            operation = pipeline.create_user_operation(
+            operation = request_approval(
                 user=user,
                 account=account,
                 kind="add_passkey",
+                label="A test operation",
                 call_data=noop,
                 idempotency_key=f"bench-{uuid.uuid4().hex}",
                 details={},
             )
-            _operation, options = pipeline.signing_options(user=user, operation_id=operation.pk)
-            pipeline.sign_operation(
+            _operation, options = approval_options(user=user, operation_id=operation.pk)
+            approve_operation(
                 user=user,
                 operation_id=operation.pk,
                 credential=authenticator.get(options),

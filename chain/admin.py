@@ -31,8 +31,8 @@ class ChainOperationAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "kind",
+        "label",
         "status",
-        "user",
         "account",
         "relayer_nonce",
         "attempts",
@@ -40,9 +40,8 @@ class ChainOperationAdmin(ReadOnlyAdmin):
         "updated_at",
     )
     list_filter = ("status", "kind", "chain_id")
-    search_fields = ("idempotency_key", "user_op_hash", "tx_hash", "user__username")
+    search_fields = ("idempotency_key", "user_op_hash", "tx_hash", "account")
     date_hierarchy = "created_at"
-    list_select_related = ("user", "account")
     exclude = ("tx_data", "raw_transaction")
 
 

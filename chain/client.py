@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, cast
 
+import requests
 from django.conf import settings
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -14,6 +16,7 @@ from web3.contract import Contract
 from web3.types import TxParams, TxReceipt
 
 from chain import artifacts
+from chain.selectors import deployment_address
 
 
 class TransactionFailed(Exception):
@@ -22,15 +25,47 @@ class TransactionFailed(Exception):
         self.receipt = receipt
 
 
+class ChainUnavailable(Exception):
+    """The RPC endpoint did not answer (or answered with a server error): try again later."""
+
+
 def connect(rpc_url: str | None = None, *, timeout: float = 30) -> Web3:
     return Web3(
         Web3.HTTPProvider(rpc_url or settings.CHAIN_RPC_URL, request_kwargs={"timeout": timeout})
     )
 
 
+@cache
+def _node_at(rpc_url: str) -> Web3:
+    return connect(rpc_url, timeout=10)
+
+
+def node() -> Web3:
+    """The configured chain's node (CHAIN_RPC_URL), one connection pool per URL."""
+    return _node_at(settings.CHAIN_RPC_URL)
+
+
+def relayer_account() -> LocalAccount:
+    """The key that sends every transaction of the operation pipeline (CHAIN_RELAYER_KEY)."""
+    return account_from_key(settings.CHAIN_RELAYER_KEY)
+
+
+def call_chain(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one RPC call, turning transport failures into ChainUnavailable."""
+    try:
+        return function(*args, **kwargs)
+    except (requests.RequestException, ConnectionError, TimeoutError) as exc:
+        raise ChainUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
 def contract(w3: Web3, name: str, address: str) -> Contract:
     """A handle on the deployed contract `name` (artifact ABI) at `address`."""
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.abi(name))
+
+
+def entry_point(w3: Web3) -> Contract:
+    """The EntryPoint the portal's contracts were deployed against, on the configured chain."""
+    return contract(w3, "EntryPoint", deployment_address("EntryPoint"))
 
 
 def account_from_key(private_key: str) -> LocalAccount:

@@ -1,5 +1,6 @@
-"""The event indexer: reads the logs of the portal's contracts into ChainEvent rows and keeps the
-read models that depend on them (each passkey's on-chain state, each account's deployment) in step.
+"""The event indexer: reads the logs of the portal's contracts into ChainEvent rows, and tells the
+apps that keep read models on them (each passkey's on-chain state, each account's deployment)
+what changed, through chain.signals.events_indexed: their receivers run in the batch's transaction.
 
 One run (`index_chain`) walks from the cursor to the head in batches. Each batch is one database
 transaction under a lock on the chain's cursor row:
@@ -14,7 +15,7 @@ transaction under a lock on the chain's cursor row:
 3. Upsert: a log is identified by (chain, block hash, log index), so a log read twice is stored
    once; a stored event in the range that the chain no longer has is deleted.
 4. Store the hash of the batch's last block (a checkpoint) and move the cursor there.
-5. Recompute the read models of the accounts and passkeys whose events changed.
+5. Send events_indexed with the (name, account, credential id) of every event added or removed.
 
 Indexed: WebAuthnValidator PasskeyCreated / PasskeyRemoved and MSAFactory AccountDeployed (all of
 them), EntryPoint UserOperationEvent (those paid by the portal's SponsorPaymaster only: the
@@ -24,27 +25,25 @@ EntryPoint may be the chain's shared one).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 from eth_abi import decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import Web3
 from web3.exceptions import BlockNotFound
 from web3.types import RPCEndpoint
 
-from accounts.models import SmartAccount
 from chain import artifacts
 from chain.client import connect
 from chain.models import ChainEvent, IndexedBlock, IndexerCursor
-from chain.selectors import deployment_addresses
-from passkeys.models import Passkey
+from chain.selectors import KEY_EVENTS, chunks, deployment_addresses
+from chain.signals import events_indexed
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +60,14 @@ ACCOUNT_ARGUMENT = {
     "AccountDeployed": "account",
     "UserOperationEvent": "sender",
 }
-PASSKEY_EVENTS = ("PasskeyCreated", "PasskeyRemoved")
 # Checkpoints (batch-end block hashes) kept per chain: a reorg deeper than the oldest one makes
 # the indexer read the chain again from CHAIN_INDEXER_START_BLOCK.
 CHECKPOINTS_KEPT = 256
 # A batch whose blocks changed while being read is read again at most this many times in a row.
 MAX_RETRIES = 5
-# Values per SQL IN (...) list (SQLite's limit is 32766 variables; stay far below).
-CHUNK = 500
 MAX_JSON_INT = 2**53 - 1
-
-T = TypeVar("T")
+# (event name, account address, credential id hex or ""): what a read model is looked up by.
+Touched = set[tuple[str, str, str]]
 
 
 class IndexerError(Exception):
@@ -95,26 +91,12 @@ class IndexResult:
     events_added: int = 0
     events_removed: int = 0  # rolled back (reorg) or no longer on chain
     reorgs: int = 0
-    passkeys_updated: int = 0
-    accounts_updated: int = 0
+    # read model ("passkeys", "accounts", ...) → rows its events_indexed receiver changed
+    updated: dict[str, int] = field(default_factory=dict)
 
     @property
     def at_head(self) -> bool:
         return self.head is not None and self.to_block is not None and self.to_block >= self.head
-
-
-@dataclass
-class _Touched:
-    """What changed in a batch: the read models to recompute."""
-
-    passkeys: set[tuple[str, str]] = field(default_factory=set)  # (account, credential id hex)
-    accounts: set[str] = field(default_factory=set)  # accounts with AccountDeployed changes
-
-    def add(self, name: str, account: str, credential_id: str) -> None:
-        if name in PASSKEY_EVENTS:
-            self.passkeys.add((account, credential_id))
-        elif name == "AccountDeployed":
-            self.accounts.add(account)
 
 
 @dataclass(frozen=True)
@@ -239,7 +221,7 @@ class _Source:
             name=spec.name,
             args=args,
             account=str(args[ACCOUNT_ARGUMENT[spec.name]]),
-            credential_id=str(args["credentialId"]) if spec.name in PASSKEY_EVENTS else "",
+            credential_id=str(args["credentialId"]) if spec.name in KEY_EVENTS else "",
         )
 
 
@@ -311,20 +293,6 @@ def index_chain(
     return result
 
 
-def refresh_read_models(
-    *,
-    chain_id: int,
-    passkeys: Iterable[tuple[str, str]] = (),
-    accounts: Iterable[str] = (),
-) -> tuple[int, int]:
-    """Recompute Passkey.onchain for the (account address, credential id hex) pairs and the
-    deployment state of the accounts from the stored events; (passkeys, accounts) changed."""
-    touched = _Touched(passkeys=set(passkeys), accounts=set(accounts))
-    return _refresh_passkeys(chain_id=chain_id, pairs=touched.passkeys), _refresh_accounts(
-        chain_id=chain_id, addresses=touched.accounts
-    )
-
-
 # ----------------------------------------------------------------------------------- one batch
 
 
@@ -336,7 +304,7 @@ def _index_batch(*, source: _Source, chain_id: int, limit: int, result: IndexRes
     if cursor is None:
         result.skipped = "busy"
         return None
-    touched = _Touched()
+    touched: Touched = set()
     head = int(w3.eth.block_number)
     result.head = head
 
@@ -394,16 +362,16 @@ def _index_batch(*, source: _Source, chain_id: int, limit: int, result: IndexRes
     if stale:
         for key in stale:
             _, name, account, credential_id = existing[key]
-            touched.add(name, account, credential_id)
-        for pks in _chunks([existing[key][0] for key in stale]):
+            touched.add((name, account, credential_id))
+        for pks in chunks([existing[key][0] for key in stale]):
             ChainEvent.objects.filter(pk__in=pks).delete()
         result.events_removed += len(stale)
         logger.warning("chain %s: %d indexed events no longer on chain", chain_id, len(stale))
     new = [event for key, event in fresh.items() if key not in existing]
     _fill_deployment_times(w3, new)
     for event in new:
-        touched.add(event.name, event.account, event.credential_id)
-    ChainEvent.objects.bulk_create(new, batch_size=CHUNK, ignore_conflicts=True)
+        touched.add((event.name, event.account, event.credential_id))
+    ChainEvent.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
     result.events_added += len(new)
 
     IndexedBlock.objects.update_or_create(
@@ -452,15 +420,14 @@ def _find_fork(*, w3: Web3, chain_id: int) -> tuple[bool, int | None]:
     return True, best
 
 
-def _roll_back(*, chain_id: int, above: int | None, touched: _Touched) -> int:
+def _roll_back(*, chain_id: int, above: int | None, touched: Touched) -> int:
     """Delete the events and checkpoints above block `above` (None: all of them)."""
     events = ChainEvent.objects.filter(chain_id=chain_id)
     checkpoints = IndexedBlock.objects.filter(chain_id=chain_id)
     if above is not None:
         events = events.filter(block_number__gt=above)
         checkpoints = checkpoints.filter(number__gt=above)
-    for name, account, credential_id in events.values_list("name", "account", "credential_id"):
-        touched.add(name, account, credential_id)
+    touched.update(events.values_list("name", "account", "credential_id"))
     removed, _ = events.delete()
     checkpoints.delete()
     return removed
@@ -490,12 +457,10 @@ def _rewind(*, w3: Web3, chain_id: int, from_block: int) -> None:
 def _refresh_from(*, chain_id: int, from_block: int, result: IndexResult) -> None:
     """After a re-index: recompute the read models of every event read again, so that a re-index
     also repairs read models that went wrong without the events changing."""
-    touched = _Touched()
     events = ChainEvent.objects.filter(chain_id=chain_id, block_number__gte=from_block)
     if result.to_block is not None:
         events = events.filter(block_number__lte=result.to_block)
-    for name, account, credential_id in events.values_list("name", "account", "credential_id"):
-        touched.add(name, account, credential_id)
+    touched: Touched = set(events.values_list("name", "account", "credential_id"))
     _refresh(chain_id=chain_id, touched=touched, result=result)
 
 
@@ -510,7 +475,7 @@ def _prune_checkpoints(chain_id: int) -> None:
 
 
 def _fill_deployment_times(w3: Web3, events: Sequence[ChainEvent]) -> None:
-    """AccountDeployed's block time becomes SmartAccount.deployed_at: fetch it when the node's
+    """AccountDeployed's block time (an account's deployment time): fetch it when the node's
     logs do not carry it."""
     times: dict[str, datetime] = {}
     for event in events:
@@ -525,113 +490,15 @@ def _fill_deployment_times(w3: Web3, events: Sequence[ChainEvent]) -> None:
 # ---------------------------------------------------------------------------------- read models
 
 
-def _refresh(*, chain_id: int, touched: _Touched, result: IndexResult) -> None:
-    passkeys, accounts = refresh_read_models(
-        chain_id=chain_id, passkeys=touched.passkeys, accounts=touched.accounts
-    )
-    result.passkeys_updated += passkeys
-    result.accounts_updated += accounts
-
-
-def _refresh_passkeys(*, chain_id: int, pairs: set[tuple[str, str]]) -> int:
-    """Passkey.onchain from the latest PasskeyCreated/PasskeyRemoved of (account, credential),
-    any domain: active / removed; none: pending."""
-    if not pairs:
-        return 0
-    owners: dict[str, int] = {}  # account address → user id
-    for addresses in _chunks(sorted({account for account, _ in pairs})):
-        owners.update(
-            SmartAccount.objects.filter(chain_id=chain_id, address__in=addresses).values_list(
-                "address", "user_id"
-            )
-        )
-    # (user id, credential id hex) → the account address
-    wanted = {
-        (owners[account], credential_id): account
-        for account, credential_id in pairs
-        if account in owners
-    }
-    if not wanted:
-        return 0
-    rows: list[tuple[int, int, bytes, str]] = []
-    credentials = sorted({credential_id for _, credential_id in wanted})
-    for chunk in _chunks(credentials):
-        rows.extend(
-            (pk, user_id, bytes(credential), onchain)
-            for pk, user_id, credential, onchain in Passkey.objects.filter(
-                user_id__in={user_id for user_id, _ in wanted},
-                credential_id__in=[_unhex(credential_id) for credential_id in chunk],
-            ).values_list("pk", "user_id", "credential_id", "onchain")
-        )
-    passkeys = [
-        (pk, wanted[(user_id, "0x" + credential.hex())], "0x" + credential.hex(), onchain)
-        for pk, user_id, credential, onchain in rows
-        if (user_id, "0x" + credential.hex()) in wanted
-    ]
-    if not passkeys:
-        return 0
-    latest: dict[tuple[str, str], str] = {}
-    for some in _chunks(passkeys):
-        events = (
-            ChainEvent.objects.filter(
-                chain_id=chain_id,
-                name__in=PASSKEY_EVENTS,
-                account__in={account for _, account, _, _ in some},
-                credential_id__in={credential_id for _, _, credential_id, _ in some},
-            )
-            .order_by("block_number", "log_index")
-            .values_list("account", "credential_id", "name")
-        )
-        for account, credential_id, name in events:
-            latest[(account, credential_id)] = name
-    state_of = {
-        None: Passkey.OnChain.PENDING,
-        "PasskeyCreated": Passkey.OnChain.ACTIVE,
-        "PasskeyRemoved": Passkey.OnChain.REMOVED,
-    }
-    changes: dict[Passkey.OnChain, list[int]] = {}
-    for pk, account, credential_id, onchain in passkeys:
-        state = state_of[latest.get((account, credential_id))]
-        if state != onchain:
-            changes.setdefault(state, []).append(pk)
-    for state, pks in changes.items():
-        for chunk_pks in _chunks(pks):
-            Passkey.objects.filter(pk__in=chunk_pks).update(onchain=state)
-    return sum(len(pks) for pks in changes.values())
-
-
-def _refresh_accounts(*, chain_id: int, addresses: set[str]) -> int:
-    """A SmartAccount with an AccountDeployed event is `deployed` (deployed_at: that block's time);
-    one marked deployed whose event was rolled back goes back to `deploying` (it has a deployment
-    operation) or `counterfactual`."""
-    if not addresses:
-        return 0
-    changed = 0
-    for some in _chunks(sorted(addresses)):
-        deployed: dict[str, datetime | None] = {}
-        for address, block_timestamp in (
-            ChainEvent.objects.filter(chain_id=chain_id, name="AccountDeployed", account__in=some)
-            .order_by("-block_number", "-log_index")
-            .values_list("account", "block_timestamp")
-        ):
-            deployed[address] = block_timestamp  # the earliest wins
-        for account in SmartAccount.objects.filter(chain_id=chain_id, address__in=some):
-            now = timezone.now()
-            rows = SmartAccount.objects.filter(pk=account.pk, status=account.status)
-            if account.address in deployed:
-                deployed_at = deployed[account.address] or now
-                if account.status != SmartAccount.Status.DEPLOYED or not account.deployed_at:
-                    changed += rows.update(
-                        status=SmartAccount.Status.DEPLOYED, deployed_at=deployed_at, updated_at=now
-                    )
-            elif account.status == SmartAccount.Status.DEPLOYED:
-                status = (
-                    SmartAccount.Status.DEPLOYING
-                    if account.deployment_id
-                    else SmartAccount.Status.COUNTERFACTUAL
-                )
-                changed += rows.update(status=status, deployed_at=None, updated_at=now)
-    return changed
+def _refresh(*, chain_id: int, touched: Touched, result: IndexResult) -> None:
+    """Tell the read models what changed; count what each receiver changed."""
+    if not touched:
+        return
+    for _receiver, response in events_indexed.send(
+        sender=ChainEvent, chain_id=chain_id, events=touched
+    ):
+        read_model, changed = cast(tuple[str, int], response)
+        result.updated[str(read_model)] = result.updated.get(str(read_model), 0) + int(changed)
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -678,8 +545,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]
     return str(value)
-
-
-def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    for index in range(0, len(items), CHUNK):
-        yield items[index : index + CHUNK]

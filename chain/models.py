@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -43,14 +42,10 @@ class RelayerAccount(models.Model):
 
 
 class ChainOperation(models.Model):
-    """One change on chain the portal makes for a person: a passkey-signed user operation sent
-    through EntryPoint.handleOps, or a relayer call (deploying an account). Its status changes
-    only through chain.operations.transition."""
-
-    class Kind(models.TextChoices):
-        DEPLOY_ACCOUNT = "deploy_account", "Deploy the smart account"
-        ADD_PASSKEY = "add_passkey", "Add a passkey on chain"
-        REMOVE_PASSKEY = "remove_passkey", "Remove a passkey on chain"
+    """One change on chain the portal makes for a smart account: a signed user operation sent
+    through EntryPoint.handleOps, or a relayer call (deploying an account). The app that asks for
+    it names its `kind` and says what it does in `label`; the chain app knows only the account's
+    address. Its status changes only through chain.transitions.transition."""
 
     class Status(models.TextChoices):
         AWAITING_SIGNATURE = "awaiting_signature", "Waiting for your passkey"
@@ -61,35 +56,22 @@ class ChainOperation(models.Model):
         FAILED = "failed", "Failed"
         EXPIRED = "expired", "Expired unsigned"
 
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    kind = models.CharField(max_length=32)
+    label = models.CharField(max_length=200, blank=True)
     status = models.CharField(
         max_length=32, choices=Status.choices, default=Status.AWAITING_SIGNATURE
     )
     chain_id = models.PositiveBigIntegerField()
-    account = models.ForeignKey(
-        "accounts.SmartAccount",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="operations",
-    )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="chain_operations",
-    )
+    # The smart account (EIP-55 address) the operation is for: its sender, or the account a
+    # relayer call deploys.
+    account = models.CharField(max_length=42, blank=True, db_index=True)
     idempotency_key = models.CharField(max_length=128, unique=True)
-    # What a kind needs to finish its job (passkey id, credential id, ...).
+    # What the app that asked for it needs to finish its job (passkey id, ...): opaque here.
     details = models.JSONField(default=dict, blank=True)
 
-    # A user operation: its fields (hex strings), its hash, the ceremony whose challenge it is.
+    # A user operation: its fields (hex strings) and its hash (what its signature signs).
     user_operation = models.JSONField(null=True, blank=True)
     user_op_hash = models.CharField(max_length=66, blank=True, db_index=True)
-    ceremony = models.OneToOneField(
-        "passkeys.Ceremony", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     expires_at = models.DateTimeField(null=True, blank=True)
 
     # The transaction: to whom, with what data, from which relayer nonce.

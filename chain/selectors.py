@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import TypeVar
+
 from django.conf import settings
 
-from chain.models import Deployment
+from chain.models import ChainEvent, Deployment
+
+T = TypeVar("T")
+# Values per SQL IN (...) list (SQLite's limit is 32766 variables; stay far below).
+CHUNK = 500
+KEY_EVENTS = ("PasskeyCreated", "PasskeyRemoved")
+
+
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for index in range(0, len(items), CHUNK):
+        yield items[index : index + CHUNK]
 
 
 def deployment_addresses(*, chain_id: int | None = None) -> dict[str, str]:
@@ -19,3 +33,40 @@ def deployment_address(name: str, *, chain_id: int | None = None) -> str:
         chain_id=settings.CHAIN_ID if chain_id is None else chain_id, name=name
     )
     return row.address
+
+
+def deployment_times(*, chain_id: int, addresses: Sequence[str]) -> dict[str, datetime | None]:
+    """Account address → the block time of its earliest indexed AccountDeployed event, for the
+    accounts that have one."""
+    deployed: dict[str, datetime | None] = {}
+    for some in chunks(addresses):
+        for address, block_timestamp in (
+            ChainEvent.objects.filter(chain_id=chain_id, name="AccountDeployed", account__in=some)
+            .order_by("-block_number", "-log_index")
+            .values_list("account", "block_timestamp")
+        ):
+            deployed[address] = block_timestamp  # the earliest wins
+    return deployed
+
+
+def latest_key_events(
+    *, chain_id: int, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """(account address, credential id hex) → the name of the latest indexed PasskeyCreated or
+    PasskeyRemoved of that account and credential, any origin; pairs with none are left out."""
+    pairs = sorted(set(keys))
+    latest: dict[tuple[str, str], str] = {}
+    for some in chunks(pairs):
+        events = (
+            ChainEvent.objects.filter(
+                chain_id=chain_id,
+                name__in=KEY_EVENTS,
+                account__in={account for account, _ in some},
+                credential_id__in={credential_id for _, credential_id in some},
+            )
+            .order_by("block_number", "log_index")
+            .values_list("account", "credential_id", "name")
+        )
+        for account, credential_id, name in events:
+            latest[(account, credential_id)] = name
+    return latest

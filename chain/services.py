@@ -14,6 +14,7 @@ from web3 import Web3
 from chain.client import Sender, account_from_key, connect
 from chain.devtools import deploy
 from chain.models import Deployment
+from chain.signals import contracts_deployed
 
 
 def deployments_file(chain_id: int) -> Path:
@@ -49,7 +50,8 @@ def deploy_contracts(
     paymaster_deposit_wei: int | None = None,
     log: Callable[[str], None] = lambda _message: None,
 ) -> deploy.DeploymentResult:
-    """Deploy what is missing on the configured chain and record every address (idempotent)."""
+    """Deploy what is missing on the configured chain and record every address (idempotent);
+    then tell the apps above (contracts_deployed: people who signed up meanwhile get accounts)."""
     w3 = connect(rpc_url)
     chain_id = w3.eth.chain_id
     if chain_id != settings.CHAIN_ID:
@@ -70,4 +72,5 @@ def deploy_contracts(
         log=log,
     )
     record_deployments(w3=w3, chain_id=chain_id, addresses=result.addresses)
+    contracts_deployed.send(sender=Deployment, chain_id=chain_id)
     return result

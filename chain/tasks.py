@@ -1,14 +1,25 @@
-"""Celery tasks of the operation pipeline: thin wrappers around chain.pipeline.
+"""Celery tasks of the chain app: thin wrappers around the operation pipeline and the indexer.
 
-Tasks are acks_late (settings): a task re-delivered after a worker died finds the operation's
-state in the database and carries on from there; the submission never sends a second transaction.
+Pipeline tasks are acks_late (settings): a task re-delivered after a worker died finds the
+operation's state in the database and carries on from there; the submission never sends a second
+transaction.
 """
 
+import logging
 import random
 
 from celery import Task, shared_task
+from django.conf import settings
+from requests.exceptions import RequestException
 
-from chain import pipeline
+from chain.client import ChainUnavailable
+from chain.indexer import IndexerError, index_chain
+from chain.models import Deployment
+from chain.pipeline.submit import note_error, submit
+from chain.pipeline.tick import tick
+from chain.pipeline.track import track
+
+logger = logging.getLogger(__name__)
 
 # Follow an operation in flight for this many polls; after that the beat tick looks after it.
 MAX_POLLS = 40
@@ -24,9 +35,9 @@ def _backoff(retries: int, *, base: float = 0.5, cap: float = 30.0) -> float:
 def submit_operation(self: Task, operation_id: int) -> str:  # type: ignore[type-arg]
     """Send a signed operation, then follow it until it is final (or hand it to the tick)."""
     try:
-        outcome = pipeline.submit(operation_id=operation_id)
-    except pipeline.ChainUnavailable as exc:
-        pipeline.note_error(operation_id=operation_id, error=str(exc))
+        outcome = submit(operation_id=operation_id)
+    except ChainUnavailable as exc:
+        note_error(operation_id=operation_id, error=str(exc))
         raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
     if outcome.pending:
         track_operation.apply_async((operation_id,), countdown=0.2)
@@ -37,9 +48,9 @@ def submit_operation(self: Task, operation_id: int) -> str:  # type: ignore[type
 def track_operation(self: Task, operation_id: int) -> str:  # type: ignore[type-arg]
     """Look at an operation in flight; again a little later while it is not final."""
     try:
-        outcome = pipeline.track(operation_id=operation_id)
-    except pipeline.ChainUnavailable as exc:
-        pipeline.note_error(operation_id=operation_id, error=str(exc))
+        outcome = track(operation_id=operation_id)
+    except ChainUnavailable as exc:
+        note_error(operation_id=operation_id, error=str(exc))
         raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
     if outcome.pending and self.request.retries < MAX_POLLS:
         raise self.retry(countdown=_backoff(self.request.retries, base=0.25, cap=10.0))
@@ -49,5 +60,36 @@ def track_operation(self: Task, operation_id: int) -> str:  # type: ignore[type-
 @shared_task(acks_late=True, ignore_result=True)
 def pipeline_tick() -> dict[str, int]:
     """Beat: expire unsigned operations, re-dispatch signed ones, track those in flight."""
-    result = pipeline.tick()
+    result = tick()
     return {"expired": result.expired, "dispatched": result.dispatched, "tracked": result.tracked}
+
+
+# One tick moves the cursor at most this many batches: a long backfill is spread over ticks.
+BATCHES_PER_TICK = 10
+
+
+@shared_task(ignore_result=True)
+def index_chain_task() -> int | None:
+    """Index new blocks of CHAIN_ID; a no-op until the contracts are deployed. Returns the number
+    of events added (None when skipped). A failed tick is not retried: the next one reads on."""
+    if not Deployment.objects.filter(chain_id=settings.CHAIN_ID).exists():
+        logger.debug("indexer: no contracts deployed on chain %s; nothing to do", settings.CHAIN_ID)
+        return None
+    try:
+        result = index_chain(max_blocks=BATCHES_PER_TICK * settings.CHAIN_INDEXER_BATCH_BLOCKS)
+    except (RequestException, OSError, IndexerError) as exc:
+        logger.warning("indexer: chain %s unavailable: %s", settings.CHAIN_ID, exc)
+        return None
+    if result.skipped:
+        logger.debug("indexer: chain %s skipped (%s)", settings.CHAIN_ID, result.skipped)
+        return None
+    if result.events_added or result.events_removed or result.reorgs:
+        logger.info(
+            "indexer: chain %s to block %s: %d events added, %d removed, %d reorgs",
+            settings.CHAIN_ID,
+            result.to_block,
+            result.events_added,
+            result.events_removed,
+            result.reorgs,
+        )
+    return result.events_added

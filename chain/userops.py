@@ -91,6 +91,38 @@ class PackedUserOperation:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+def user_operation_to_json(op: PackedUserOperation) -> dict[str, str]:
+    """The ERC-4337 v0.8 JSON form of a packed user operation (hex strings)."""
+    return {
+        "sender": op.sender,
+        "nonce": hex(op.nonce),
+        "initCode": "0x" + op.init_code.hex(),
+        "callData": "0x" + op.call_data.hex(),
+        "accountGasLimits": "0x" + op.account_gas_limits.hex(),
+        "preVerificationGas": hex(op.pre_verification_gas),
+        "gasFees": "0x" + op.gas_fees.hex(),
+        "paymasterAndData": "0x" + op.paymaster_and_data.hex(),
+        "signature": "0x" + op.signature.hex(),
+    }
+
+
+def user_operation_from_json(data: dict[str, str]) -> PackedUserOperation:
+    def raw(name: str) -> bytes:
+        return bytes.fromhex(data[name].removeprefix("0x"))
+
+    return PackedUserOperation(
+        sender=data["sender"],
+        nonce=int(data["nonce"], 16),
+        init_code=raw("initCode"),
+        call_data=raw("callData"),
+        account_gas_limits=raw("accountGasLimits"),
+        pre_verification_gas=int(data["preVerificationGas"], 16),
+        gas_fees=raw("gasFees"),
+        paymaster_and_data=raw("paymasterAndData"),
+        signature=raw("signature"),
+    )
+
+
 def build_user_operation(
     *,
     sender: str,

@@ -1,20 +1,27 @@
-"""Sign-up and sign-in over the API: `/api/v1/auth/{register,login}/{options,verify}`."""
+"""The passkeys API: sign-up and sign-in (`auth/register`, `auth/login`), re-authentication
+(`auth/reauth`), the signed-in user's passkeys (`passkeys`), the person with their resilience
+(`me`), and approving chain operations with a passkey (`operations/{id}/options|sign|retry`)."""
 
-from typing import Any
+from typing import Any, cast
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.serializers import UsernameField, UserSummary
-from accounts.services import issue_token
+from accounts.models import User
+from accounts.permissions import ReauthenticatedRecently, current_user, require_reauthentication
+from accounts.serializers import OperationOutput, UsernameField, UserSummary
+from accounts.services import issue_token, mark_reauthenticated, update_profile
 from passkeys import services
-from passkeys.selectors import with_providers
-from passkeys.serializers import CeremonyIdField, CredentialField, PasskeyOutput
+from passkeys.approvals import approval_options, approve_operation
+from passkeys.onchain import retry_passkey_operation
+from passkeys.selectors import account_resilience, owns_passkey, passkey_list, with_providers
+from passkeys.serializers import CeremonyIdField, CredentialField, PasskeyNameField, PasskeyOutput
 from portal.client_info import ClientInfo
+from portal.errors import NotFound
 from portal.fields import StrictCharField
 from portal.throttling import AuthRateThrottle
 from portal.validators import reject_control_characters
@@ -128,3 +135,246 @@ class LoginVerifyApi(CeremonyAPIView):
             client=ClientInfo.from_request(request),
         )
         return Response(self.OutputSerializer({"token": issue_token(user=user), "user": user}).data)
+
+
+HINTS = ["client-device", "security-key", "hybrid"]
+
+
+class ReauthOptionsApi(APIView):
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AuthRateThrottle]
+
+    @extend_schema(request=None, responses={200: CeremonyOutput}, operation_id="reauth_options")
+    def post(self, request: Request) -> Response:
+        return ceremony_response(services.begin_reauthentication(user=current_user(request)))
+
+
+class ReauthVerifyApi(APIView):
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AuthRateThrottle]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        ceremony_id = CeremonyIdField()
+        credential = CredentialField()
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        reauthenticated_until = serializers.DateTimeField()
+
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer}, operation_id="reauth_verify"
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.complete_reauthentication(
+            user=current_user(request),
+            ceremony_id=data.validated_data["ceremony_id"],
+            credential=data.validated_data["credential"],
+            client=ClientInfo.from_request(request),
+        )
+        until = mark_reauthenticated(request=request)
+        return Response(self.OutputSerializer({"reauthenticated_until": until}).data)
+
+
+class PasskeyListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: PasskeyOutput(many=True)}, operation_id="passkeys_list")
+    def get(self, request: Request) -> Response:
+        return Response(PasskeyOutput(passkey_list(user=current_user(request)), many=True).data)
+
+
+class PasskeyDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        name = PasskeyNameField()
+
+    def _ensure_own(self, request: Request, passkey_id: int) -> None:
+        if not owns_passkey(user=current_user(request), passkey_id=passkey_id):
+            raise NotFound("passkey_not_found", "No such passkey.")
+
+    @extend_schema(responses={200: PasskeyOutput}, operation_id="passkeys_get")
+    def get(self, request: Request, passkey_id: int) -> Response:
+        self._ensure_own(request, passkey_id)
+        passkey = next(p for p in passkey_list(user=current_user(request)) if p.pk == passkey_id)
+        return Response(PasskeyOutput(passkey).data)
+
+    @extend_schema(
+        request=InputSerializer, responses={200: PasskeyOutput}, operation_id="passkeys_rename"
+    )
+    def patch(self, request: Request, passkey_id: int) -> Response:
+        self._ensure_own(request, passkey_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        passkey = services.rename_passkey(
+            user=current_user(request),
+            passkey_id=passkey_id,
+            name=data.validated_data["name"],
+            client=ClientInfo.from_request(request),
+        )
+        return Response(PasskeyOutput(with_providers([passkey])[0]).data)
+
+    @extend_schema(request=None, responses={204: None}, operation_id="passkeys_delete")
+    def delete(self, request: Request, passkey_id: int) -> Response:
+        self._ensure_own(request, passkey_id)
+        require_reauthentication(request)
+        services.delete_passkey(
+            user=current_user(request),
+            passkey_id=passkey_id,
+            client=ClientInfo.from_request(request),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasskeyRegisterOptionsApi(APIView):
+    permission_classes = [IsAuthenticated, ReauthenticatedRecently]
+    throttle_classes = [AuthRateThrottle]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        hints = serializers.ListField(
+            child=serializers.ChoiceField(choices=HINTS), required=False, max_length=3
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: CeremonyOutput},
+        operation_id="passkeys_register_options",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return ceremony_response(
+            services.begin_passkey_registration(
+                user=current_user(request), hints=data.validated_data.get("hints")
+            )
+        )
+
+
+class PasskeyRegisterVerifyApi(APIView):
+    permission_classes = [IsAuthenticated, ReauthenticatedRecently]
+    throttle_classes = [AuthRateThrottle]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        ceremony_id = CeremonyIdField()
+        credential = CredentialField()
+        name = PasskeyNameField(required=False, allow_blank=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: PasskeyOutput},
+        operation_id="passkeys_register_verify",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        passkey = services.complete_passkey_registration(
+            user=current_user(request),
+            ceremony_id=data.validated_data["ceremony_id"],
+            credential=data.validated_data["credential"],
+            name=data.validated_data.get("name"),
+            client=ClientInfo.from_request(request),
+        )
+        return Response(
+            PasskeyOutput(with_providers([passkey])[0]).data, status=status.HTTP_201_CREATED
+        )
+
+
+class ResilienceOutput(serializers.Serializer[Any]):
+    level = serializers.ChoiceField(choices=["ok", "at_risk"])
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class MeApi(APIView):
+    class OutputSerializer(serializers.ModelSerializer[User]):
+        resilience = serializers.SerializerMethodField()
+
+        class Meta:
+            model = User
+            fields = ["id", "username", "display_name", "email", "date_joined", "resilience"]
+
+        @extend_schema_field(ResilienceOutput)
+        def get_resilience(self, user: User) -> dict[str, object]:
+            return account_resilience(user=user)
+
+    class InputSerializer(serializers.Serializer[Any]):
+        display_name = StrictCharField(
+            max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
+        )
+        email = serializers.EmailField(required=False, allow_blank=True, max_length=254)
+
+    @extend_schema(responses={200: OutputSerializer}, operation_id="me")
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(cast(User, request.user)).data)
+
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer}, operation_id="me_update"
+    )
+    def patch(self, request: Request) -> Response:
+        """Change the display name, or (with a fresh passkey confirmation) the email address."""
+        user = cast(User, request.user)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        email = data.validated_data.get("email")
+        if email is not None and email.lower() != user.email.lower():
+            require_reauthentication(request)
+        user = update_profile(
+            user=user,
+            client=ClientInfo.from_request(request),
+            display_name=data.validated_data.get("display_name"),
+            email=email,
+        )
+        return Response(self.OutputSerializer(user).data)
+
+
+class OperationOptionsApi(APIView):
+    """WebAuthn request options to approve an operation (again, after a reload)."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AuthRateThrottle]
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        operation = OperationOutput()
+        publicKey = serializers.DictField()  # the WebAuthn JSON name
+
+    @extend_schema(
+        request=None, responses={200: OutputSerializer}, operation_id="operations_options"
+    )
+    def post(self, request: Request, operation_id: int) -> Response:
+        operation, options = approval_options(user=current_user(request), operation_id=operation_id)
+        return Response({"operation": OperationOutput(operation).data, "publicKey": options})
+
+
+class OperationSignApi(APIView):
+    """The browser's assertion over the operation's hash: verified, encoded, queued."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AuthRateThrottle]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        credential = CredentialField()
+
+    @extend_schema(
+        request=InputSerializer, responses={200: OperationOutput}, operation_id="operations_sign"
+    )
+    def post(self, request: Request, operation_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        operation = approve_operation(
+            user=current_user(request),
+            operation_id=operation_id,
+            credential=data.validated_data["credential"],
+            client=ClientInfo.from_request(request),
+        )
+        return Response(OperationOutput(operation).data)
+
+
+class OperationRetryApi(APIView):
+    """Ask again for a passkey change on chain whose approval expired or whose operation failed."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={201: OperationOutput}, operation_id="operation_retry")
+    def post(self, request: Request, operation_id: int) -> Response:
+        operation = retry_passkey_operation(user=current_user(request), operation_id=operation_id)
+        return Response(OperationOutput(operation).data, status=status.HTTP_201_CREATED)

@@ -80,6 +80,10 @@ class Ceremony(models.Model):
     user_handle = models.BinaryField(max_length=64, null=True, blank=True)
     username = models.CharField(max_length=32, blank=True)
     display_name = models.CharField(max_length=64, blank=True)
+    # Approving a chain operation: the operation whose user operation hash is the challenge.
+    operation = models.ForeignKey(
+        "chain.ChainOperation", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     consumed_at = models.DateTimeField(null=True, blank=True)

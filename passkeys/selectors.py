@@ -1,8 +1,13 @@
+from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts.models import User
+from accounts.selectors import smart_account_of
 from passkeys.models import AuthenticatorProvider, Passkey
 from passkeys.webauthn import CredentialDescriptor
+
+AT_RISK_SINGLE_PASSKEY = "single_passkey"
+AT_RISK_NO_SYNCED_PASSKEY = "no_synced_passkey"
 
 
 def passkeys_of(*, user: User) -> QuerySet[Passkey]:
@@ -22,12 +27,38 @@ def passkey_list(*, user: User) -> list[Passkey]:
     return with_providers(list(passkeys_of(user=user)))
 
 
-def credential_descriptors(*, user: User) -> list[CredentialDescriptor]:
+def credential_descriptors(*, user: User, on_chain: bool = False) -> list[CredentialDescriptor]:
+    """The user's passkeys as WebAuthn allow/exclude entries; with `on_chain`, only those active
+    on their smart account (the ones that can approve a chain operation)."""
+    passkeys = passkeys_of(user=user)
+    if on_chain:
+        passkeys = passkeys.filter(onchain=Passkey.OnChain.ACTIVE)
     return [
         CredentialDescriptor(credential_id=bytes(p.credential_id), transports=list(p.transports))
-        for p in passkeys_of(user=user)
+        for p in passkeys
     ]
 
 
 def owns_passkey(*, user: User, passkey_id: int) -> bool:
     return Passkey.objects.filter(user=user, pk=passkey_id).exists()
+
+
+def account_resilience(*, user: User) -> dict[str, object]:
+    """Is the account one lost device away from lockout?"""
+    passkeys = list(passkeys_of(user=user))
+    reasons = []
+    if len(passkeys) <= 1:
+        reasons.append(AT_RISK_SINGLE_PASSKEY)
+    if not any(p.backup_eligible for p in passkeys):
+        reasons.append(AT_RISK_NO_SYNCED_PASSKEY)
+    return {"level": "at_risk" if reasons else "ok", "reasons": reasons}
+
+
+def account_overview(*, user: User) -> dict[str, object]:
+    """What /account and /account/passkeys show: passkeys, resilience, the smart account."""
+    return {
+        "passkeys": passkey_list(user=user),
+        "resilience": account_resilience(user=user),
+        "smart_account": smart_account_of(user=user),
+        "explorer_url": settings.CHAIN_EXPLORER_URL.rstrip("/"),
+    }

@@ -1,12 +1,10 @@
-"""Passkey ceremonies: sign-up and sign-in. Each verify consumes its ceremony exactly once."""
+"""Passkey use cases: sign-up, sign-in, re-authentication, adding, renaming and deleting passkeys.
+Each verify consumes its ceremony exactly once (passkeys.ceremonies)."""
 
 import hashlib
 import hmac
-import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
-from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -16,21 +14,12 @@ from django.utils import timezone
 from accounts.models import AuditEvent, User, new_user_handle
 from accounts.services import notify_user, record_event, refusals_recorded
 from passkeys import webauthn
+from passkeys.ceremonies import consume_ceremony, new_ceremony, verify_passkey_assertion
 from passkeys.models import AuthenticatorProvider, Ceremony, Passkey
+from passkeys.onchain import add_passkey_on_chain, open_account_for, remove_passkey_on_chain
 from passkeys.selectors import credential_descriptors
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
-
-CHALLENGE_BYTES = 32
-
-
-def smart_accounts() -> ModuleType:
-    """accounts.smart_accounts, imported late: it builds on the chain pipeline, which in turn
-    verifies passkeys with this module."""
-    from accounts import smart_accounts as module
-
-    return module
-
 
 DEFAULT_PASSKEY_NAME = "Passkey"
 
@@ -39,38 +28,6 @@ DEFAULT_PASSKEY_NAME = "Passkey"
 class CeremonyOptions:
     ceremony: Ceremony
     public_key: dict[str, Any]
-
-
-def _new_ceremony(*, purpose: str, **fields: Any) -> Ceremony:
-    now = timezone.now()
-    return Ceremony.objects.create(
-        purpose=purpose,
-        challenge=secrets.token_bytes(CHALLENGE_BYTES),
-        created_at=now,
-        expires_at=now + settings.PORTAL_CEREMONY_TTL,
-        **fields,
-    )
-
-
-def consume_ceremony(*, ceremony_id: uuid.UUID, purpose: str, user: User | None = None) -> Ceremony:
-    """Mark a live ceremony used. A single UPDATE, so two concurrent verifies cannot both win.
-
-    With `user`, only that user's ceremony counts: anyone else's is not found (and not used up).
-    """
-    now = timezone.now()
-    mine = Ceremony.objects.filter(ceremony_id=ceremony_id, purpose=purpose)
-    if user is not None:
-        mine = mine.filter(user=user)
-    live = mine.filter(consumed_at__isnull=True, expires_at__gt=now)
-    if live.update(consumed_at=now) == 1:
-        return Ceremony.objects.select_related("user").get(ceremony_id=ceremony_id)
-
-    ceremony = mine.first()
-    if ceremony is None:
-        raise NotFound("ceremony_not_found", "No such ceremony: start again.")
-    if ceremony.consumed_at is not None:
-        raise Conflict("ceremony_used", "This ceremony was already used: start again.")
-    raise PortalError("ceremony_expired", "This ceremony has expired: start again.", status=410)
 
 
 # --- sign-up ---------------------------------------------------------------------------------
@@ -84,7 +41,7 @@ def _ensure_username_free(username: str) -> None:
 def begin_registration(*, username: str, display_name: str) -> CeremonyOptions:
     username = username.lower()
     _ensure_username_free(username)
-    ceremony = _new_ceremony(
+    ceremony = new_ceremony(
         purpose=Ceremony.Purpose.REGISTRATION,
         user_handle=new_user_handle(),
         username=username,
@@ -124,7 +81,7 @@ def complete_registration(
             record_event(
                 kind=AuditEvent.Kind.SIGNUP, user=user, client=client, passkey_id=passkey.pk
             )
-            smart_accounts().open_smart_account(user=user, passkey=passkey)
+            open_account_for(user=user, passkey=passkey)
     except IntegrityError as exc:
         raise Conflict("username_taken", "That username is taken.") from exc
     return user, passkey
@@ -188,7 +145,7 @@ def begin_authentication(*, username: str | None) -> CeremonyOptions:
         allow = credential_descriptors(user=user) if user else []
         if not allow:
             allow = _decoy_credentials(username)
-    ceremony = _new_ceremony(
+    ceremony = new_ceremony(
         purpose=Ceremony.Purpose.AUTHENTICATION, user=user, username=username or ""
     )
     options = webauthn.authentication_options(challenge=bytes(ceremony.challenge), allow=allow)
@@ -219,65 +176,11 @@ def complete_authentication(
     return user, passkey
 
 
-def verify_passkey_assertion(
-    *,
-    ceremony: Ceremony,
-    credential: webauthn.AuthenticationCredential,
-    client: ClientInfo,
-) -> Passkey:
-    """Check an assertion for a consumed ceremony, and record the passkey's use.
-
-    The credential must be known; it must belong to the ceremony's user when the ceremony named
-    one (or when a username was typed); and userHandle, when present, must be its owner's handle
-    (required when nobody was named: that is how a discoverable sign-in finds the user).
-    """
-    passkey = Passkey.objects.select_related("user").filter(credential_id=credential.raw_id).first()
-    if passkey is None:
-        raise webauthn.WebAuthnRefused(
-            "unknown_credential", "This passkey is not registered here.", status=400
-        )
-    owner = passkey.user
-    user_handle = webauthn.user_handle_of(credential)
-    named = ceremony.user_id is not None or bool(ceremony.username)
-    if named and ceremony.user_id != owner.pk:
-        raise webauthn.WebAuthnRefused(
-            "credential_not_allowed", "This passkey is not one of the expected account's."
-        )
-    if (user_handle is None and not named) or (
-        user_handle is not None and user_handle != bytes(owner.user_handle)
-    ):
-        raise webauthn.WebAuthnRefused(
-            "user_handle_mismatch", "The passkey's user handle does not match its account."
-        )
-    try:
-        verified = webauthn.verify_assertion(
-            credential=credential,
-            challenge=bytes(ceremony.challenge),
-            public_key=bytes(passkey.public_key),
-            stored_sign_count=passkey.sign_count,
-        )
-    except webauthn.CounterAnomaly as anomaly:
-        record_event(
-            kind=AuditEvent.Kind.COUNTER_ANOMALY,
-            user=owner,
-            client=client,
-            passkey_id=passkey.pk,
-            stored_sign_count=anomaly.stored,
-            received_sign_count=anomaly.received,
-        )
-        raise
-    Passkey.objects.filter(pk=passkey.pk).update(
-        sign_count=verified.sign_count, backed_up=verified.backed_up, last_used_at=timezone.now()
-    )
-    passkey.refresh_from_db()
-    return passkey
-
-
 # --- re-authentication -----------------------------------------------------------------------
 
 
 def begin_reauthentication(*, user: User) -> CeremonyOptions:
-    ceremony = _new_ceremony(purpose=Ceremony.Purpose.REAUTHENTICATION, user=user)
+    ceremony = new_ceremony(purpose=Ceremony.Purpose.REAUTHENTICATION, user=user)
     options = webauthn.authentication_options(
         challenge=bytes(ceremony.challenge), allow=credential_descriptors(user=user)
     )
@@ -307,7 +210,7 @@ def complete_reauthentication(
 
 def begin_passkey_registration(*, user: User, hints: list[str] | None = None) -> CeremonyOptions:
     """Options to add a passkey to a signed-in user; their passkeys are excluded."""
-    ceremony = _new_ceremony(purpose=Ceremony.Purpose.ADD_PASSKEY, user=user)
+    ceremony = new_ceremony(purpose=Ceremony.Purpose.ADD_PASSKEY, user=user)
     options = webauthn.registration_options(
         challenge=bytes(ceremony.challenge),
         user_handle=bytes(user.user_handle),
@@ -336,7 +239,7 @@ def complete_passkey_registration(
         with transaction.atomic():
             _ensure_credential_new(verified.credential_id)
             passkey = _store_passkey(user=user, verified=verified, name=name)
-            smart_accounts().add_passkey_on_chain(passkey=passkey)
+            add_passkey_on_chain(passkey=passkey)
             record_event(
                 kind=AuditEvent.Kind.PASSKEY_ADDED,
                 user=user,
@@ -395,7 +298,7 @@ def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
         raise NotFound("passkey_not_found", "No such passkey.")
     if len(remaining) == 1:
         raise Conflict("last_passkey", "This is your only passkey: add another one first.")
-    smart_accounts().remove_passkey_on_chain(passkey=passkey)
+    remove_passkey_on_chain(passkey=passkey)
     passkey.delete()
     record_event(
         kind=AuditEvent.Kind.PASSKEY_DELETED,
@@ -412,10 +315,3 @@ def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
             "If this was not you, sign in and review your passkeys now."
         ),
     )
-
-
-def purge_stale_ceremonies() -> int:
-    """Delete ceremonies that expired more than a day ago; they can never be used again."""
-    cutoff = timezone.now() - timedelta(days=1)
-    deleted, _ = Ceremony.objects.filter(expires_at__lt=cutoff).delete()
-    return deleted

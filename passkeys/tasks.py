@@ -2,7 +2,7 @@ from celery import shared_task
 from django.conf import settings
 
 from passkeys.catalog import refresh_catalog
-from passkeys.services import purge_stale_ceremonies
+from passkeys.ceremonies import purge_stale_ceremonies
 
 
 @shared_task

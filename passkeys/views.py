@@ -4,7 +4,7 @@ The options come from the API (`/api/v1/auth/*/options`); the verify endpoints h
 services as the API's, then start a Django session instead of issuing a token.
 """
 
-from typing import Any, cast
+from typing import Any
 
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -20,9 +20,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.selectors import account_overview
+from accounts.permissions import current_user
 from accounts.services import mark_reauthenticated
 from passkeys import services
+from passkeys.selectors import account_overview
 from passkeys.serializers import CeremonyIdField, CredentialField
 from portal.client_info import ClientInfo
 from portal.csrf import CsrfProtected
@@ -47,9 +48,14 @@ def login_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+def account_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/account.html", account_overview(user=current_user(request)))
+
+
+@login_required
+@require_GET
 def passkeys_page(request: HttpRequest) -> HttpResponse:
-    user = cast(User, request.user)
-    return render(request, "passkeys/manage.html", account_overview(user=user))
+    return render(request, "passkeys/manage.html", account_overview(user=current_user(request)))
 
 
 class PageVerifyView(APIView):

@@ -229,6 +229,15 @@ def _check_client_data(client_data_json: bytes, *, expected_type: str, challenge
         )
 
 
+def client_data_origin(client_data_json: bytes) -> str | None:
+    """The origin an already verified clientDataJSON names (None when it names none)."""
+    try:
+        value = json.loads(client_data_json).get("origin")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _parse_authenticator_data(authenticator_data: bytes) -> AuthenticatorData:
     try:
         return parse_authenticator_data(authenticator_data)

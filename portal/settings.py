@@ -281,8 +281,6 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Task modules that autodiscovery (app.tasks) does not find.
-CELERY_IMPORTS = ("chain.indexer_tasks",)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "refresh-authenticator-catalog": {
@@ -294,7 +292,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": timedelta(hours=1),
     },
     "index-chain": {
-        "task": "chain.indexer_tasks.index_chain_task",
+        "task": "chain.tasks.index_chain_task",
         "schedule": timedelta(seconds=CHAIN_INDEXER_SECONDS),
         # A tick nobody picked up soon is worthless: the next one reads the same blocks.
         "options": {"expires": max(10.0, 5 * CHAIN_INDEXER_SECONDS)},

@@ -11,10 +11,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/v1/auth/", include("passkeys.api_urls")),
+    path("api/v1/", include("passkeys.api_urls")),
     path("api/v1/", include("accounts.api_urls")),
-    path("api/v1/", include("passkeys.manage_api_urls")),
-    path("api/v1/", include("chain.api_urls")),
     path("", include("passkeys.urls")),
     path("", include("accounts.urls")),
 ]

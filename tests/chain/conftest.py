@@ -187,14 +187,15 @@ def celery_workers(
 def advance(operation_id: int, *, until: str | set[str], timeout: float = 10) -> str:
     """Run the pipeline in-process (submit, then track) until the operation reaches `until` or
     stops moving. anvil's automine may answer a send before the block exists: poll a little."""
-    from chain import pipeline
+    from chain.pipeline.submit import submit
+    from chain.pipeline.track import track
 
     wanted = {until} if isinstance(until, str) else until
     deadline = time.monotonic() + timeout
-    outcome = pipeline.submit(operation_id=operation_id)
+    outcome = submit(operation_id=operation_id)
     while outcome.status not in wanted and outcome.pending and time.monotonic() < deadline:
         time.sleep(0.05)
-        outcome = pipeline.track(operation_id=operation_id)
+        outcome = track(operation_id=operation_id)
     return str(outcome.status)
 
 
@@ -230,23 +231,18 @@ class PipelineKit:
         )
 
     def install_data(self, passkey: Any) -> bytes:
-        from django.conf import settings
+        from accounts.smart_accounts import validation_key_data
 
-        from chain import userops
-        from chain.passkey_signatures import public_key_from_cose
-
-        return userops.webauthn_install_data(
-            credential_id=bytes(passkey.credential_id),
-            public_key=public_key_from_cose(bytes(passkey.public_key)),
-            origin=settings.PORTAL_ORIGINS[0],
+        return validation_key_data(
+            credential_id=bytes(passkey.credential_id), cose_public_key=bytes(passkey.public_key)
         )
 
     def deployment(self, user: Any, passkey: Any) -> tuple[Any, Any]:
         """The user's SmartAccount (counterfactual), opened as sign-up opens it, and the relayer
         call that deploys it."""
-        from accounts.smart_accounts import open_smart_account
+        from passkeys.onchain import open_account_for
 
-        account = open_smart_account(user=user, passkey=passkey)
+        account = open_account_for(user=user, passkey=passkey)
         assert account is not None, "the contracts are recorded by pipeline_chain"
         return account, account.deployment
 

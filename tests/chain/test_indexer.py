@@ -20,8 +20,8 @@ from chain.devtools import devnet
 from chain.devtools.authenticator import SoftwarePasskey
 from chain.devtools.devkit import ANVIL_KEYS, Harness
 from chain.indexer import IndexResult, index_chain
-from chain.indexer_tasks import index_chain_task
 from chain.models import ChainEvent, Deployment, IndexedBlock, IndexerCursor
+from chain.tasks import index_chain_task
 from passkeys.models import Passkey
 from tests.chain.conftest import ORIGIN
 
@@ -208,8 +208,8 @@ def test_events_of_accounts_that_are_not_the_portals_are_stored_but_touch_nothin
     # The same credential id on someone else's account does not make alice's passkey active.
     harness.deploy_account(SoftwarePasskey(origin=ORIGIN, credential_id=passkey.credential_id))
     result = index(w3)
-    assert result.events_added == 4 and result.passkeys_updated == 0
-    assert result.accounts_updated == 0
+    assert result.events_added == 4 and result.updated.get("passkeys", 0) == 0
+    assert result.updated.get("accounts", 0) == 0
     assert ("AccountDeployed", stranger) in events()
     assert status(alice.account) == SmartAccount.Status.DEPLOYING
     assert onchain(alice.passkey) == PENDING
@@ -225,7 +225,7 @@ def test_indexing_again_changes_nothing(
     assert first.events_added == 4
 
     again = index(w3)
-    assert (again.events_added, again.events_removed, again.passkeys_updated) == (0, 0, 0)
+    assert (again.events_added, again.events_removed, again.updated.get("passkeys", 0)) == (0, 0, 0)
     # A full re-read from block 0, in one-block batches, finds the very same rows.
     backfill = index(w3, from_block=0, batch_blocks=1)
     assert backfill.batches == w3.eth.block_number + 1
@@ -418,7 +418,9 @@ def test_indexchain_command_reindexes_from_a_block(
     Passkey.objects.filter(pk=alice.passkey.pk).update(onchain=PENDING)
     deployed_in = ChainEvent.objects.get(name="AccountDeployed").block_number
     call_command("indexchain", "--from-block", str(deployed_in))
-    assert "0 events added, 0 removed, 0 reorgs, 1 passkeys" in capsys.readouterr().out
+    assert "0 events added, 0 removed, 0 reorgs; updated: 0 accounts, 1 passkeys" in (
+        capsys.readouterr().out
+    )
     assert onchain(alice.passkey) == ACTIVE
     call_command("indexchain", "--from-block", "0", "--batch-blocks", "1")
     assert ChainEvent.objects.count() == 2

@@ -15,11 +15,12 @@ from eth_typing import HexStr
 from rest_framework.test import APIClient
 from web3 import Web3
 
-from chain import pipeline
-from chain.client import Sender, account_from_key, connect
+from chain.client import Sender, account_from_key, connect, relayer_account
 from chain.devtools import deploy, devnet
 from chain.devtools.devkit import ANVIL_KEYS
 from chain.models import ChainOperation, RelayerAccount
+from chain.pipeline.submit import dispatch_submission
+from passkeys.approvals import approval_options, approve_operation, request_approval
 from portal.celery import app
 from portal.client_info import ClientInfo
 from tests.chain.conftest import PipelineKit, RedisServer, Workers
@@ -54,7 +55,7 @@ def wait_final(ids: list[int], *, timeout: float = 90) -> dict[int, str]:
 
 
 def relayer_count(w3: Web3) -> int:
-    return int(w3.eth.get_transaction_count(pipeline.relayer().address, "latest"))
+    return int(w3.eth.get_transaction_count(relayer_account().address, "latest"))
 
 
 def assert_each_sent_once(w3: Web3, ids: list[int]) -> None:
@@ -114,17 +115,18 @@ def test_twenty_operations_for_twenty_accounts_by_two_workers(
     before = relayer_count(w3)
     ids = []
     for user, _passkey, account in people:
-        operation = pipeline.create_user_operation(
+        operation = request_approval(
             user=user,
             account=account,
             kind="add_passkey",
+            label="A test operation",
             call_data=pipeline_kit.noop_call(),
             idempotency_key=f"noop-{user.pk}",
             details={},
         )
         # The services the API calls (the API's rate limit is not under test here).
-        _operation, options = pipeline.signing_options(user=user, operation_id=operation.pk)
-        signed = pipeline.sign_operation(
+        _operation, options = approval_options(user=user, operation_id=operation.pk)
+        signed = approve_operation(
             user=user,
             operation_id=operation.pk,
             credential=pipeline_kit.authenticator.get(options),
@@ -139,7 +141,7 @@ def test_twenty_operations_for_twenty_accounts_by_two_workers(
     first = celery_workers.start()
     second = celery_workers.start()
     for operation_id in ids:
-        assert pipeline.dispatch_submission(operation_id)
+        assert dispatch_submission(operation_id)
     assert set(wait_final(ids).values()) == {Status.CONFIRMED}
     assert relayer_count(w3) == before + 20
     assert_each_sent_once(w3, ids)
@@ -165,7 +167,7 @@ def test_a_worker_killed_mid_submission_leaves_every_operation_confirmed_once(
     app.control.purge()
     worker = celery_workers.start()
     for operation_id in ids:
-        assert pipeline.dispatch_submission(operation_id)
+        assert dispatch_submission(operation_id)
 
     # SIGKILL the pool process while it is working through the queue: its task is re-delivered
     # (acks_late, reject_on_worker_lost) to the replacement process.
@@ -199,10 +201,11 @@ def test_an_unreachable_broker_leaves_the_signed_operation_for_the_tick(
     pipeline_kit: PipelineKit, celery_workers: Workers, redis_broker: RedisServer, w3: Web3
 ) -> None:
     user, _passkey, account = pipeline_kit.deployed_account("vic")
-    operation = pipeline.create_user_operation(
+    operation = request_approval(
         user=user,
         account=account,
         kind="add_passkey",
+        label="A test operation",
         call_data=pipeline_kit.noop_call(),
         idempotency_key="while-the-broker-is-down",
         details={},

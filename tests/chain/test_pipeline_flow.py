@@ -11,11 +11,18 @@ from eth_typing import HexStr
 from rest_framework.test import APIClient
 from web3 import Web3
 
-from chain import pipeline, userops
+from chain import userops
+from chain.client import ChainUnavailable, entry_point, relayer_account
 from chain.devtools import devnet
 from chain.models import ChainOperation, RelayerAccount
-from chain.operations import operation_changed
+from chain.pipeline.create import create_relayer_call
+from chain.pipeline.submit import submit
+from chain.pipeline.tick import tick
+from chain.pipeline.track import track
+from chain.signals import operation_changed
+from passkeys.approvals import request_approval
 from passkeys.models import Ceremony
+from portal.errors import PortalError
 from tests.chain.conftest import PipelineKit, advance
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -24,7 +31,7 @@ Status = ChainOperation.Status
 
 
 def relayer_nonce(w3: Web3) -> int:
-    return int(w3.eth.get_transaction_count(pipeline.relayer().address, "latest"))
+    return int(w3.eth.get_transaction_count(relayer_account().address, "latest"))
 
 
 def client_for(user: Any) -> APIClient:
@@ -67,7 +74,7 @@ def test_deploying_an_account_goes_from_signed_to_confirmed(
     assert status == Status.CONFIRMED
     operation.refresh_from_db()
     assert seen == [Status.SUBMITTED, Status.INCLUDED, Status.CONFIRMED]
-    assert operation.relayer == pipeline.relayer().address
+    assert operation.relayer == relayer_account().address
     assert operation.relayer_nonce == before
     assert operation.tx_hashes == [operation.tx_hash]
     assert operation.attempts == 1
@@ -91,23 +98,24 @@ def test_a_passkey_signed_operation_is_confirmed_and_changes_the_account(
 ) -> None:
     user, _passkey, account = pipeline_kit.deployed_account("erin")
     second = pipeline_kit.passkey(user)
-    operation = pipeline.create_user_operation(
+    operation = request_approval(
         user=user,
         account=account,
         kind="add_passkey",
+        label="A test operation",
         call_data=pipeline_kit.add_key_call(second),
         idempotency_key=f"add-passkey:{second.pk}",
         details={"passkey_id": second.pk},
     )
     assert operation.status == Status.AWAITING_SIGNATURE
-    assert operation.ceremony is not None
-    assert operation.ceremony.purpose == Ceremony.Purpose.OPERATION
-    assert operation.expires_at == operation.ceremony.expires_at
-    assert bytes(operation.ceremony.challenge).hex() == operation.user_op_hash[2:]
+    ceremony = Ceremony.objects.get(operation=operation)
+    assert ceremony.purpose == Ceremony.Purpose.OPERATION
+    assert operation.expires_at == ceremony.expires_at
+    assert bytes(ceremony.challenge).hex() == operation.user_op_hash[2:]
     # The portal's hash is the EntryPoint's.
-    op = pipeline.user_operation_from_json(operation.user_operation or {})
-    entry_point = pipeline._entry_point(w3)
-    assert "0x" + entry_point.functions.getUserOpHash(op.as_tuple()).call().hex() == (
+    op = userops.user_operation_from_json(operation.user_operation or {})
+    contract = entry_point(w3)
+    assert "0x" + contract.functions.getUserOpHash(op.as_tuple()).call().hex() == (
         operation.user_op_hash
     )
     # A random 192-bit nonce key, its first sequence.
@@ -148,6 +156,7 @@ def test_a_passkey_signed_operation_is_confirmed_and_changes_the_account(
     assert set(detail) == {
         "id",
         "kind",
+        "label",
         "status",
         "account",
         "passkey_id",
@@ -182,8 +191,9 @@ def test_the_same_idempotency_key_gives_one_operation_and_one_transaction(
     user = pipeline_kit.user("finn")
     passkey = pipeline_kit.passkey(user)
     account, first = pipeline_kit.deployment(user, passkey)
-    again = pipeline.create_relayer_call(
+    again = create_relayer_call(
         kind="deploy_account",
+        label="Deploy the smart account",
         to=pipeline_kit.factory.address,
         data=b"anything else",
         idempotency_key=first.idempotency_key,
@@ -193,8 +203,8 @@ def test_the_same_idempotency_key_gives_one_operation_and_one_transaction(
     before = relayer_nonce(w3)
     assert advance(first.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     # A re-delivered task, and the tick, find it confirmed and send nothing.
-    assert pipeline.submit(operation_id=first.pk).status == Status.CONFIRMED
-    pipeline.tick()
+    assert submit(operation_id=first.pk).status == Status.CONFIRMED
+    tick()
     assert relayer_nonce(w3) == before + 1
     first.refresh_from_db()
     assert first.tx_hashes == [first.tx_hash] and first.attempts == 1
@@ -202,10 +212,11 @@ def test_the_same_idempotency_key_gives_one_operation_and_one_transaction(
 
     pipeline_kit.mark_deployed(account, passkey)
     created = [
-        pipeline.create_user_operation(
+        request_approval(
             user=user,
             account=account,
             kind="add_passkey",
+            label="A test operation",
             call_data=pipeline_kit.noop_call(),
             idempotency_key="same-key",
             details={},
@@ -222,10 +233,11 @@ def test_two_pending_operations_of_one_account_never_collide(
 ) -> None:
     user, _passkey, account = pipeline_kit.deployed_account("gus")
     operations = [
-        pipeline.create_user_operation(
+        request_approval(
             user=user,
             account=account,
             kind="add_passkey",
+            label="A test operation",
             call_data=pipeline_kit.noop_call(),
             idempotency_key=f"op-{i}",
             details={},
@@ -247,8 +259,9 @@ def test_a_call_that_would_revert_fails_before_taking_a_nonce(
     pipeline_kit.deployed_account("hana")  # the relayer has sent one transaction
     # The factory refuses empty init data, in simulation.
     refused = pipeline_kit.factory.encode_abi("deployAccount", args=[b"\x01" * 32, b""])
-    again = pipeline.create_relayer_call(
+    again = create_relayer_call(
         kind="deploy_account",
+        label="Deploy the smart account",
         to=pipeline_kit.factory.address,
         data=bytes.fromhex(refused[2:]),
         idempotency_key="deploy-again",
@@ -256,7 +269,7 @@ def test_a_call_that_would_revert_fails_before_taking_a_nonce(
     )
     next_nonce = RelayerAccount.objects.get().next_nonce
     before = relayer_nonce(w3)
-    assert pipeline.submit(operation_id=again.pk).status == Status.FAILED
+    assert submit(operation_id=again.pk).status == Status.FAILED
     again.refresh_from_db()
     assert again.revert_reason
     assert again.relayer_nonce is None and again.raw_transaction is None
@@ -270,10 +283,11 @@ def test_a_user_operation_that_reverts_on_chain_fails_with_its_reason(
     user, _passkey, account = pipeline_kit.deployed_account("ivan")
     # The account calls the factory with empty init data: it reverts inside execute().
     refused = pipeline_kit.factory.encode_abi("deployAccount", args=[b"\x01" * 32, b""])
-    operation = pipeline.create_user_operation(
+    operation = request_approval(
         user=user,
         account=account,
         kind="add_passkey",
+        label="A test operation",
         call_data=userops.execute_call_data(
             target=pipeline_kit.factory.address, data=bytes.fromhex(refused[2:])
         ),
@@ -300,12 +314,12 @@ def test_a_transaction_the_node_lost_is_sent_again_unchanged(
     _account, operation = pipeline_kit.deployment(user, passkey)
     devnet.rpc(anvil.url, "evm_setAutomine", [False])
     try:
-        assert pipeline.submit(operation_id=operation.pk).status == Status.SUBMITTED
+        assert submit(operation_id=operation.pk).status == Status.SUBMITTED
         operation.refresh_from_db()
         first_hash = operation.tx_hash
         assert w3.eth.get_transaction(first_hash) is not None
         devnet.rpc(anvil.url, "anvil_dropAllTransactions")
-        assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+        assert track(operation_id=operation.pk).status == Status.SUBMITTED
         assert w3.eth.get_transaction(first_hash) is not None
         devnet.rpc(anvil.url, "evm_mine")
     finally:
@@ -324,11 +338,11 @@ def test_a_stuck_transaction_is_replaced_with_higher_fees(
     _account, operation = pipeline_kit.deployment(user, passkey)
     devnet.rpc(anvil.url, "evm_setAutomine", [False])
     try:
-        assert pipeline.submit(operation_id=operation.pk).status == Status.SUBMITTED
+        assert submit(operation_id=operation.pk).status == Status.SUBMITTED
         operation.refresh_from_db()
         first = w3.eth.get_transaction(operation.tx_hash)
         settings.CHAIN_REPLACE_AFTER_SECONDS = 0
-        pipeline.track(operation_id=operation.pk)
+        track(operation_id=operation.pk)
         settings.CHAIN_REPLACE_AFTER_SECONDS = 3600
         operation.refresh_from_db()
         assert len(operation.tx_hashes) == 2 and operation.tx_hashes[0] == first["hash"].to_0x_hex()
@@ -336,7 +350,7 @@ def test_a_stuck_transaction_is_replaced_with_higher_fees(
         assert first["nonce"] == second["nonce"] == operation.relayer_nonce
         assert second["maxPriorityFeePerGas"] * 1000 >= first["maxPriorityFeePerGas"] * 1125
         assert second["maxFeePerGas"] * 1000 >= first["maxFeePerGas"] * 1125
-        assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+        assert track(operation_id=operation.pk).status == Status.SUBMITTED
         devnet.rpc(anvil.url, "evm_mine")
     finally:
         devnet.rpc(anvil.url, "evm_setAutomine", [True])
@@ -365,13 +379,13 @@ def test_a_nonce_used_by_someone_else_is_replaced_by_a_fresh_one(
     _account, operation = pipeline_kit.deployment(user, passkey)
     devnet.rpc(anvil.url, "evm_setAutomine", [False])
     try:
-        pipeline.submit(operation_id=operation.pk)
+        submit(operation_id=operation.pk)
         devnet.rpc(anvil.url, "anvil_dropAllTransactions")
     finally:
         devnet.rpc(anvil.url, "evm_setAutomine", [True])
     # Another program sends from the relayer key and takes the nonce.
     harness.sender.send(to=harness.relayer.address, value=1)
-    assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+    assert track(operation_id=operation.pk).status == Status.SUBMITTED
     assert advance(operation.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     operation.refresh_from_db()
     assert len(operation.tx_hashes) == 2
@@ -382,10 +396,11 @@ def test_a_user_operation_executed_by_another_transaction_is_followed_not_resent
     pipeline_kit: PipelineKit, w3: Web3, anvil: devnet.Anvil, harness: Any
 ) -> None:
     user, _passkey, account = pipeline_kit.deployed_account("lou")
-    operation = pipeline.create_user_operation(
+    operation = request_approval(
         user=user,
         account=account,
         kind="add_passkey",
+        label="A test operation",
         call_data=pipeline_kit.noop_call(),
         idempotency_key="elsewhere",
         details={},
@@ -396,13 +411,13 @@ def test_a_user_operation_executed_by_another_transaction_is_followed_not_resent
     assert sign(client, operation, credential).status_code == 200
     devnet.rpc(anvil.url, "evm_setAutomine", [False])
     try:
-        pipeline.submit(operation_id=operation.pk)
+        submit(operation_id=operation.pk)
         devnet.rpc(anvil.url, "anvil_dropAllTransactions")
     finally:
         devnet.rpc(anvil.url, "evm_setAutomine", [True])
     operation.refresh_from_db()
     # Someone else with the relayer key sends the same signed user operation and takes the nonce.
-    receipt = harness.submit(pipeline.user_operation_from_json(operation.user_operation or {}))
+    receipt = harness.submit(userops.user_operation_from_json(operation.user_operation or {}))
     before = relayer_nonce(w3)
     assert advance(operation.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     operation.refresh_from_db()
@@ -431,9 +446,9 @@ def test_a_reorganised_block_sends_the_operation_back_to_submitted(
     # The block is replaced by others at the same height without the transaction.
     devnet.rpc(anvil.url, "evm_revert", [snapshot])
     devnet.rpc(anvil.url, "anvil_mine", [hex(2)])
-    assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+    assert track(operation_id=operation.pk).status == Status.SUBMITTED
     # Unknown to the node now: sent again unchanged (and mined), then deep enough.
-    assert pipeline.track(operation_id=operation.pk).status == Status.SUBMITTED
+    assert track(operation_id=operation.pk).status == Status.SUBMITTED
     devnet.rpc(anvil.url, "anvil_mine", [hex(1)])
     assert advance(operation.pk, until=Status.INCLUDED) == Status.INCLUDED
     devnet.rpc(anvil.url, "anvil_mine", [hex(2)])
@@ -445,10 +460,11 @@ def test_a_reorganised_block_sends_the_operation_back_to_submitted(
 
 def test_the_tick_expires_unsigned_operations(pipeline_kit: PipelineKit) -> None:
     user, _passkey, account = pipeline_kit.deployed_account("nina")
-    operation = pipeline.create_user_operation(
+    operation = request_approval(
         user=user,
         account=account,
         kind="add_passkey",
+        label="A test operation",
         call_data=pipeline_kit.noop_call(),
         idempotency_key="late",
         details={},
@@ -456,7 +472,7 @@ def test_the_tick_expires_unsigned_operations(pipeline_kit: PipelineKit) -> None
     ChainOperation.objects.filter(pk=operation.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert pipeline.tick().expired == 1
+    assert tick().expired == 1
     operation.refresh_from_db()
     assert operation.status == Status.EXPIRED and operation.finished_at is not None
 
@@ -466,10 +482,11 @@ def test_operations_api_lists_only_the_users_own_newest_first(
 ) -> None:
     user, _passkey, account = pipeline_kit.deployed_account("olga")
     other, _other_passkey, _other_account = pipeline_kit.deployed_account("pete")
-    mine = pipeline.create_user_operation(
+    mine = request_approval(
         user=user,
         account=account,
         kind="add_passkey",
+        label="A test operation",
         call_data=pipeline_kit.noop_call(),
         idempotency_key="mine",
         details={},
@@ -477,7 +494,7 @@ def test_operations_api_lists_only_the_users_own_newest_first(
     listed = client_for(user).get("/api/v1/operations").json()
     assert [row["id"] for row in listed["results"]] == [
         mine.pk,
-        ChainOperation.objects.get(account=account, kind="deploy_account").pk,
+        ChainOperation.objects.get(account=account.address, kind="deploy_account").pk,
     ]
     assert listed["count"] == 2
     outsider = client_for(other)
@@ -490,11 +507,12 @@ def test_an_undeployed_account_cannot_have_user_operations(pipeline_kit: Pipelin
     user = pipeline_kit.user("quinn")
     passkey = pipeline_kit.passkey(user)
     account, _operation = pipeline_kit.deployment(user, passkey)
-    with pytest.raises(pipeline.PortalError) as refused:
-        pipeline.create_user_operation(
+    with pytest.raises(PortalError) as refused:
+        request_approval(
             user=user,
             account=account,
             kind="add_passkey",
+            label="A test operation",
             call_data=b"",
             idempotency_key="too-early",
             details={},
@@ -514,7 +532,7 @@ def test_user_operation_json_round_trips() -> None:
         max_priority_fee_per_gas=5,
         signature=b"\xff" * 3,
     )
-    assert pipeline.user_operation_from_json(pipeline.user_operation_to_json(op)) == op
+    assert userops.user_operation_from_json(userops.user_operation_to_json(op)) == op
 
 
 def test_an_unreachable_chain_is_an_error_to_retry_and_changes_nothing(
@@ -525,28 +543,30 @@ def test_an_unreachable_chain_is_an_error_to_retry_and_changes_nothing(
     user = pipeline_kit.user("ray")
     account, operation = pipeline_kit.deployment(user, pipeline_kit.passkey(user))
     settings.CHAIN_RPC_URL = f"http://127.0.0.1:{devnet.free_port()}"
-    with pytest.raises(pipeline.ChainUnavailable):
-        pipeline.submit(operation_id=operation.pk)
+    with pytest.raises(ChainUnavailable):
+        submit(operation_id=operation.pk)
     operation.refresh_from_db()
     assert operation.status == Status.SIGNED and operation.relayer_nonce is None
     assert not RelayerAccount.objects.exists()
     # Building a user operation needs the chain: a clear 503 to try again, nothing created.
-    with pytest.raises(pipeline.PortalError) as refused:
-        pipeline.create_user_operation(
+    with pytest.raises(PortalError) as refused:
+        request_approval(
             user=user,
             account=account,
             kind="add_passkey",
+            label="A test operation",
             call_data=b"",
             idempotency_key="no-chain",
             details={},
         )
     assert refused.value.code == "account_not_deployed"
     pipeline_kit.mark_deployed(account, pipeline_kit.passkey(user))
-    with pytest.raises(pipeline.PortalError) as refused:
-        pipeline.create_user_operation(
+    with pytest.raises(PortalError) as refused:
+        request_approval(
             user=user,
             account=account,
             kind="add_passkey",
+            label="A test operation",
             call_data=b"",
             idempotency_key="no-chain",
             details={},

@@ -9,10 +9,10 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from chain import pipeline
 from chain.devtools.authenticator import SoftAuthenticator
 from chain.models import ChainOperation
-from passkeys.models import Passkey
+from passkeys.approvals import request_approval
+from passkeys.models import Ceremony, Passkey
 from tests.chain.conftest import PipelineKit
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -39,10 +39,11 @@ def snapshot(operation: ChainOperation) -> tuple[Any, ...]:
 
 
 def new_operation(kit: PipelineKit, user: Any, account: Any, key: str) -> ChainOperation:
-    return pipeline.create_user_operation(
+    return request_approval(
         user=user,
         account=account,
         kind="add_passkey",
+        label="A test operation",
         call_data=kit.noop_call(),
         idempotency_key=key,
         details={},
@@ -195,12 +196,10 @@ def test_after_a_refusal_fresh_options_let_the_right_passkey_approve(
     # The ceremony was used up by the refused attempt; reusing it is a conflict.
     good_on_old = pipeline_kit.authenticator.get(first)
     assert sign(client, operation, good_on_old).status_code == 409
-    operation.refresh_from_db()
-    old_ceremony = operation.ceremony_id
+    old_ceremony = Ceremony.objects.filter(operation=operation).latest("pk")
     fresh = options_for(client, operation)
     assert fresh["challenge"] == first["challenge"]
-    operation.refresh_from_db()
-    assert operation.ceremony_id != old_ceremony
+    assert Ceremony.objects.filter(operation=operation).latest("pk") != old_ceremony
     response = sign(client, operation, pipeline_kit.authenticator.get(fresh))
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "signed"

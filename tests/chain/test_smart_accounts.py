@@ -14,8 +14,9 @@ from chain.client import contract
 from chain.devtools.authenticator import SoftAuthenticator
 from chain.indexer import index_chain
 from chain.models import ChainOperation
-from chain.operations import transition
+from chain.transitions import transition
 from passkeys.models import Passkey
+from passkeys.onchain import ADD_PASSKEY, REMOVE_PASSKEY
 from tests.chain.conftest import advance
 
 Status = ChainOperation.Status
@@ -141,7 +142,7 @@ def test_a_second_passkey_is_approved_by_the_first_and_both_are_on_chain(
     alice, account, first = deployed()
 
     second = alice.add_passkey(SoftAuthenticator())
-    operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    operation = ChainOperation.objects.get(kind=ADD_PASSKEY)
     assert operation.status == Status.AWAITING_SIGNATURE
     assert operation.details["passkey_id"] == second.pk
 
@@ -162,11 +163,11 @@ def test_a_passkey_added_while_deploying_is_queued_once_deployed(
     alice = sign_up_on_chain("alice")
     account = SmartAccount.objects.get(user=alice.user)
     second = alice.add_passkey(SoftAuthenticator())
-    assert not ChainOperation.objects.filter(kind=ChainOperation.Kind.ADD_PASSKEY).exists()
+    assert not ChainOperation.objects.filter(kind=ADD_PASSKEY).exists()
 
     settle(deployment_id(account))
 
-    operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    operation = ChainOperation.objects.get(kind=ADD_PASSKEY)
     assert operation.details["passkey_id"] == second.pk
     assert operation.status == Status.AWAITING_SIGNATURE
 
@@ -177,7 +178,7 @@ def test_deleting_a_passkey_removes_it_on_chain(
     alice, account, first = deployed()
     helper = SoftAuthenticator()
     second = alice.add_passkey(helper)
-    add = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    add = ChainOperation.objects.get(kind=ADD_PASSKEY)
     alice.approve(add, with_credential=bytes(first.credential_id))
     settle(add.pk)
     index_chain()
@@ -185,7 +186,7 @@ def test_deleting_a_passkey_removes_it_on_chain(
     response = alice.client.delete(f"/api/v1/passkeys/{first.pk}", headers=alice.headers)
 
     assert response.status_code == 204
-    removal = ChainOperation.objects.get(kind=ChainOperation.Kind.REMOVE_PASSKEY)
+    removal = ChainOperation.objects.get(kind=REMOVE_PASSKEY)
     alice.authenticator = helper
     assert alice.approve(removal, with_credential=bytes(second.credential_id)).status_code == 200
     assert settle(removal.pk).status == Status.CONFIRMED
@@ -204,7 +205,7 @@ def test_the_last_passkey_on_chain_cannot_be_removed(
     assert response.status_code == 409
     assert response.json()["code"] == "last_onchain_passkey"
     assert Passkey.objects.filter(pk=first.pk).exists()
-    assert not ChainOperation.objects.filter(kind=ChainOperation.Kind.REMOVE_PASSKEY).exists()
+    assert not ChainOperation.objects.filter(kind=REMOVE_PASSKEY).exists()
 
 
 def test_failed_deployments_are_visible_and_queued_again(
@@ -266,7 +267,7 @@ def test_an_unreachable_chain_refuses_the_change_and_writes_nothing(
     assert response.status_code == 503
     assert response.json()["code"] == "chain_unavailable"
     assert Passkey.objects.filter(user=alice.user).count() == 1
-    assert not ChainOperation.objects.filter(kind=ChainOperation.Kind.ADD_PASSKEY).exists()
+    assert not ChainOperation.objects.filter(kind=ADD_PASSKEY).exists()
 
 
 def test_approvals_of_operations_are_audited(deployed: Any, pipeline_chain: dict[str, str]) -> None:
@@ -274,7 +275,7 @@ def test_approvals_of_operations_are_audited(deployed: Any, pipeline_chain: dict
 
     alice, _, _ = deployed()
     alice.add_passkey(SoftAuthenticator())
-    operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    operation = ChainOperation.objects.get(kind=ADD_PASSKEY)
     options = alice.post(f"/api/v1/operations/{operation.pk}/options").json()
     forged = alice.authenticator.get(options["publicKey"], tamper_signature=True)
     assert (
@@ -296,7 +297,7 @@ def test_an_expired_approval_can_be_asked_for_again(
 ) -> None:
     alice, _, _ = deployed()
     second = alice.add_passkey(SoftAuthenticator())
-    first_try = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    first_try = ChainOperation.objects.get(kind=ADD_PASSKEY)
     not_yet = alice.post(f"/api/v1/operations/{first_try.pk}/retry")
     assert not_yet.status_code == 409
     assert not_yet.json()["code"] == "operation_not_retryable"
@@ -322,19 +323,19 @@ def test_a_removal_can_be_asked_for_again_after_the_passkey_is_deleted(
 ) -> None:
     alice, _, first = deployed()
     alice.add_passkey(SoftAuthenticator())
-    add = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    add = ChainOperation.objects.get(kind=ADD_PASSKEY)
     alice.approve(add, with_credential=bytes(first.credential_id))
     settle(add.pk)
     index_chain()
     alice.client.delete(f"/api/v1/passkeys/{first.pk}", headers=alice.headers)
-    removal = ChainOperation.objects.get(kind=ChainOperation.Kind.REMOVE_PASSKEY)
+    removal = ChainOperation.objects.get(kind=REMOVE_PASSKEY)
     transition(operation_id=removal.pk, to=Status.EXPIRED)
 
     response = alice.post(f"/api/v1/operations/{removal.pk}/retry")
 
     assert response.status_code == 201
     retried = ChainOperation.objects.get(pk=response.json()["id"])
-    assert retried.kind == ChainOperation.Kind.REMOVE_PASSKEY
+    assert retried.kind == REMOVE_PASSKEY
     assert retried.details == removal.details
     assert user_call(retried) == user_call(removal)
 
@@ -353,7 +354,7 @@ def test_nobody_else_can_retry_an_operation(
     settle(deployment_id(account))
     index_chain()
     alice.add_passkey(SoftAuthenticator())
-    operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    operation = ChainOperation.objects.get(kind=ADD_PASSKEY)
     transition(operation_id=operation.pk, to=Status.EXPIRED)
 
     assert bob.post(f"/api/v1/operations/{operation.pk}/retry").status_code == 404

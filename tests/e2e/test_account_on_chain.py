@@ -20,6 +20,7 @@ from chain.client import contract
 from chain.indexer import index_chain
 from chain.models import ChainOperation
 from passkeys.models import Passkey
+from passkeys.onchain import ADD_PASSKEY
 
 # The chain fixtures (a session anvil with the contracts, a private Redis broker, the Deployment
 # rows) live with the chain tests; importing them makes them available here.
@@ -104,7 +105,7 @@ def test_sign_up_deploys_the_account_and_a_second_passkey_is_approved_by_the_fir
     wait_for(
         page, '#operations li[data-kind="add_passkey"]:not([data-status="awaiting_signature"])'
     )
-    operation = ChainOperation.objects.get(kind=ChainOperation.Kind.ADD_PASSKEY)
+    operation = ChainOperation.objects.get(kind=ADD_PASSKEY)
     assert operation.status == Status.SIGNED
 
     assert settle(operation).status == Status.CONFIRMED

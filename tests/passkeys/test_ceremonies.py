@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from chain.devtools.authenticator import SoftAuthenticator
+from passkeys.ceremonies import purge_stale_ceremonies
 from passkeys.models import Ceremony
-from passkeys.services import purge_stale_ceremonies
 
 Options = Callable[..., dict[str, Any]]
 

@@ -9,7 +9,6 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.smart_accounts import open_missing_accounts
 from chain import services
 from chain.devtools import deploy, devnet
 
@@ -65,10 +64,6 @@ class Command(BaseCommand):
                     services.deploy_contracts(rpc_url=anvil.url, log=self.stdout.write)
                 except deploy.DeploymentError as exc:
                     self.stderr.write(f"deploycontracts failed: {exc}")
-                else:
-                    # Anyone who signed up while the chain was starting gets their account now.
-                    for account in open_missing_accounts():
-                        self.stdout.write(f"opened {account.address} for {account.user}")
             self.stdout.write("chain ready")
             sys.stdout.flush()
             anvil.process.wait()

@@ -39,9 +39,9 @@ class Command(BaseCommand):
             )
         if result.skipped:
             raise CommandError(f"skipped: {result.skipped} (another indexer is running)")
+        updated = ", ".join(f"{count} {name}" for name, count in sorted(result.updated.items()))
         self.stdout.write(
             f"chain {result.chain_id}: indexed to block {result.to_block} (head {result.head}); "
             f"{result.events_added} events added, {result.events_removed} removed, "
-            f"{result.reorgs} reorgs, {result.passkeys_updated} passkeys and "
-            f"{result.accounts_updated} accounts updated"
+            f"{result.reorgs} reorgs; updated: {updated or 'nothing'}"
         )

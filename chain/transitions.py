@@ -3,16 +3,12 @@
 from typing import Any
 
 from django.db import transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
 from chain.models import ChainOperation
+from chain.signals import operation_changed
 
 Status = ChainOperation.Status
-
-# Sent after an operation's status change commits, with `operation=`; receivers keep read models
-# in step (a deployed account, a passkey's on-chain state).
-operation_changed = Signal()
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     Status.AWAITING_SIGNATURE: frozenset({Status.SIGNED, Status.EXPIRED, Status.FAILED}),

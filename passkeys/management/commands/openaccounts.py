@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from accounts.smart_accounts import open_missing_accounts
+from passkeys.onchain import open_missing_accounts
 
 
 class Command(BaseCommand):
