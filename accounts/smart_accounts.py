@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 ADD_VALIDATION_KEY = keccak(text="addValidationKey(bytes,bytes32[2],string)")[:4]
 REMOVE_VALIDATION_KEY = keccak(text="removeValidationKey(bytes,string)")[:4]
-REQUIRED_CONTRACTS = ("MSAFactory", "ModularSmartAccount", "WebAuthnValidator")
+REQUIRED_CONTRACTS = ("MSAFactory", "AccountBeacon", "WebAuthnValidator")
 
 
 def chain_origin() -> str:
@@ -77,8 +77,7 @@ def open_smart_account(*, user: User, passkey: Passkey) -> SmartAccount | None:
         chain_id=settings.CHAIN_ID,
         address=userops.predict_account_address(
             factory=contracts["MSAFactory"],
-            implementation=contracts["ModularSmartAccount"],
-            deployer=deployer,
+            beacon=contracts["AccountBeacon"],
             salt=salt,
             init_data=init_data,
         ),
