@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 Status = SmartAccount.Status
 
 DEPLOY_ACCOUNT = "deploy_account"
-REQUIRED_CONTRACTS = ("MSAFactory", "ModularSmartAccount", "WebAuthnValidator")
+REQUIRED_CONTRACTS = ("MSAFactory", "AccountBeacon", "WebAuthnValidator")
 
 # Sent when a deployment operation is confirmed and the account became `deployed`, with
 # `account=` (a SmartAccount).
@@ -111,8 +111,7 @@ def open_smart_account(
         chain_id=settings.CHAIN_ID,
         address=userops.predict_account_address(
             factory=contracts["MSAFactory"],
-            implementation=contracts["ModularSmartAccount"],
-            deployer=deployer,
+            beacon=contracts["AccountBeacon"],
             salt=salt,
             init_data=init_data,
         ),

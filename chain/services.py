@@ -46,12 +46,15 @@ def deploy_contracts(
     rpc_url: str | None = None,
     deployer_key: str | None = None,
     sponsor_key: str | None = None,
-    entry_point: str | None = None,
     paymaster_deposit_wei: int | None = None,
+    upgrade_accounts: bool = False,
     log: Callable[[str], None] = lambda _message: None,
 ) -> deploy.DeploymentResult:
     """Deploy what is missing on the configured chain and record every address (idempotent);
-    then tell the apps above (contracts_deployed: people who signed up meanwhile get accounts)."""
+    then tell the apps above (contracts_deployed: people who signed up meanwhile get accounts).
+
+    With `upgrade_accounts`, the account beacon is pointed at this build's implementation.
+    """
     w3 = connect(rpc_url)
     chain_id = w3.eth.chain_id
     if chain_id != settings.CHAIN_ID:
@@ -63,12 +66,12 @@ def deploy_contracts(
     result = deploy.deploy_all(
         sender=sender,
         sponsor_address=sponsor.address,
-        entry_point=settings.CHAIN_ENTRYPOINT_ADDRESS if entry_point is None else entry_point,
         paymaster_deposit_wei=(
             settings.CHAIN_PAYMASTER_DEPOSIT_WEI
             if paymaster_deposit_wei is None
             else paymaster_deposit_wei
         ),
+        upgrade_accounts=upgrade_accounts,
         log=log,
     )
     record_deployments(w3=w3, chain_id=chain_id, addresses=result.addresses)

@@ -14,6 +14,8 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 
+from chain import artifacts
+
 # --- EntryPoint v0.8 -------------------------------------------------------------------------
 
 PACKED_USER_OP_TYPEHASH = keccak(
@@ -264,25 +266,17 @@ def deploy_account_init_code(*, factory: str, salt: bytes, init_data: bytes) -> 
     return bytes.fromhex(to_checksum_address(factory)[2:]) + call
 
 
-def predict_account_address(
-    *, factory: str, implementation: str, deployer: str, salt: bytes, init_data: bytes
-) -> str:
-    """The address MSAFactory.deployAccount(salt, init_data) called by `deployer` deploys to.
+def predict_account_address(*, factory: str, beacon: str, salt: bytes, init_data: bytes) -> str:
+    """The address MSAFactory.deployAccount(salt, init_data) deploys to, whoever calls it.
 
-    Same as the factory's `predictAccountAddress` view, without a chain call: CREATE2 of an ERC-1167
-    minimal proxy of `implementation`.
+    Same as the factory's `predictAccountAddress` view, without a chain call: CREATE2 of an
+    OpenZeppelin BeaconProxy(beacon, init_data) (the committed artifact's creation code).
     """
-    effective_salt = keccak(
-        encode(["address", "bytes32", "bytes32"], [deployer, salt, keccak(init_data)])
-    )
-    impl = bytes.fromhex(to_checksum_address(implementation)[2:])
-    proxy = (
-        bytes.fromhex("3d602d80600a3d3981f3363d3d373d3d3d363d73")
-        + impl
-        + bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
+    init_code = artifacts.bytecode("BeaconProxy") + encode(
+        ["address", "bytes"], [to_checksum_address(beacon), init_data]
     )
     digest = keccak(
-        b"\xff" + bytes.fromhex(to_checksum_address(factory)[2:]) + effective_salt + keccak(proxy)
+        b"\xff" + bytes.fromhex(to_checksum_address(factory)[2:]) + salt + keccak(init_code)
     )
     return to_checksum_address(digest[12:])
 
@@ -293,6 +287,21 @@ PAYMASTER_DATA_OFFSET = 52
 SPONSOR_SIGNATURE_LENGTH = 65
 
 
+def required_prefund(op: PackedUserOperation) -> int:
+    """The EntryPoint's required prefund of `op`: every gas limit times maxFeePerGas (wei).
+
+    `op.paymaster_and_data` must already hold the paymaster's two gas limits, if any.
+    """
+    paymaster_gas = op.paymaster_and_data[20:PAYMASTER_DATA_OFFSET]
+    paymaster_limits = (
+        int.from_bytes(paymaster_gas[:16], "big") + int.from_bytes(paymaster_gas[16:], "big")
+        if len(paymaster_gas) == 32
+        else 0
+    )
+    gas = op.verification_gas_limit + op.call_gas_limit + paymaster_limits + op.pre_verification_gas
+    return gas * op.max_fee_per_gas
+
+
 def sponsor_hash(
     op: PackedUserOperation,
     *,
@@ -300,16 +309,14 @@ def sponsor_hash(
     chain_id: int,
     valid_until: int,
     valid_after: int,
+    max_cost: int,
 ) -> bytes:
     """SponsorPaymaster.getHash: what the sponsor key signs (as an EIP-191 message).
 
-    `op.paymaster_and_data` must already hold the paymaster address and its two gas limits.
+    The sponsor signs the account, nonce, initCode and callData, the window and `max_cost`, the
+    most wei the operation may cost (the paymaster refuses an operation whose gas limits and
+    maxFeePerGas could cost more); gas limits and fees themselves are bounded by that cap.
     """
-    gas_limits = op.paymaster_and_data[20:PAYMASTER_DATA_OFFSET]
-    if len(gas_limits) != 32:
-        raise ValueError(
-            "paymaster_and_data must start with paymaster ‖ validation gas ‖ postOp gas"
-        )
     return keccak(
         encode(
             [
@@ -317,28 +324,22 @@ def sponsor_hash(
                 "uint256",
                 "bytes32",
                 "bytes32",
-                "bytes32",
-                "bytes32",
-                "uint256",
-                "bytes32",
                 "uint256",
                 "address",
                 "uint48",
                 "uint48",
+                "uint128",
             ],
             [
                 op.sender,
                 op.nonce,
                 keccak(op.init_code),
                 keccak(op.call_data),
-                op.account_gas_limits,
-                gas_limits,
-                op.pre_verification_gas,
-                op.gas_fees,
                 chain_id,
                 to_checksum_address(paymaster),
                 valid_until,
                 valid_after,
+                max_cost,
             ],
         )
     )
@@ -354,8 +355,10 @@ def sponsor_user_operation(
     valid_after: int = 0,
     verification_gas_limit: int = 60_000,
     post_op_gas_limit: int = 0,
+    max_cost: int | None = None,
 ) -> PackedUserOperation:
-    """Return `op` with paymasterAndData signed by the sponsor key for the window [after, until].
+    """Return `op` with paymasterAndData signed by the sponsor key for the window [after, until]
+    and a cost cap: `max_cost` wei, by default exactly what `op`'s gas limits and fee allow.
 
     Sign the user operation (userOpHash) only after this: the hash covers paymasterAndData.
     """
@@ -365,15 +368,19 @@ def sponsor_user_operation(
         verification_gas_limit, post_op_gas_limit
     )
     unsigned = op.with_changes(paymaster_and_data=head)
+    cap = required_prefund(unsigned) if max_cost is None else max_cost
+    if not 0 <= cap <= UINT128_MAX:
+        raise ValueError("max_cost must fit in uint128")
     digest = sponsor_hash(
         unsigned,
         paymaster=paymaster,
         chain_id=chain_id,
         valid_until=valid_until,
         valid_after=valid_after,
+        max_cost=cap,
     )
     signature = Account.sign_message(
         encode_defunct(primitive=digest), private_key=sponsor_key
     ).signature
-    window = valid_until.to_bytes(6, "big") + valid_after.to_bytes(6, "big")
-    return op.with_changes(paymaster_and_data=head + window + bytes(signature))
+    data = valid_until.to_bytes(6, "big") + valid_after.to_bytes(6, "big") + cap.to_bytes(16, "big")
+    return op.with_changes(paymaster_and_data=head + data + bytes(signature))

@@ -67,8 +67,6 @@ for _name in ("CHAIN_DEPLOYER_KEY", "CHAIN_SPONSOR_KEY", "CHAIN_RELAYER_KEY"):
         raise ImproperlyConfigured(
             f"{_name} is a public anvil key; set a real one for CHAIN_ID {CHAIN_ID}."
         )
-# An EntryPoint v0.8 already on the chain; empty: deploycontracts deploys one.
-CHAIN_ENTRYPOINT_ADDRESS = env.str("CHAIN_ENTRYPOINT_ADDRESS", default="")
 # deploycontracts tops the paymaster's EntryPoint deposit up to this amount (wei).
 CHAIN_PAYMASTER_DEPOSIT_WEI = env.int("CHAIN_PAYMASTER_DEPOSIT_WEI", default=10**19)
 CHAIN_DEPLOYMENTS_DIR = VAR_DIR / "deployments"

@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
+import {BeaconProxy} from "@openzeppelin/contracts/proxy/beacon/BeaconProxy.sol";
+import {Create2} from "@openzeppelin/contracts/utils/Create2.sol";
 
 interface IInitializableAccount {
     function initializeAccount(address[] calldata modules, bytes[] calldata data) external payable;
 }
 
 /// @title MSAFactory
-/// @notice Deploys ModularSmartAccount instances as ERC-1167 minimal proxies of one implementation,
-/// with CREATE2, and initialises them in the same call.
+/// @notice Deploys ModularSmartAccount instances as OpenZeppelin BeaconProxy contracts of `BEACON`, with
+/// CREATE2, initialised in the proxy's constructor.
 ///
-/// The CREATE2 salt binds the caller, the caller's salt and the exact initData, so nobody can deploy a
-/// different set-up (e.g. another passkey) at an address someone else expects. Through ERC-4337 initCode
-/// the caller is the EntryPoint's SenderCreator.
+/// The address depends on the salt and the exact initData (part of the proxy's init code), and on nothing
+/// else: not on who calls. Whoever deploys (the portal's relayer, whatever its key, or the EntryPoint's
+/// SenderCreator through initCode, or anyone else) gets the same account with the same set-up, so the
+/// address of an account not yet deployed survives a change of relayer key, and nobody can deploy another
+/// set-up (e.g. another passkey) at an address someone else expects.
 contract MSAFactory {
-    address public immutable ACCOUNT_IMPLEMENTATION;
+    address public immutable BEACON;
 
     /// Same signature as the reference factory's event.
     event AccountCreated(address indexed account, address indexed deployer);
@@ -24,40 +27,26 @@ contract MSAFactory {
 
     error InvalidInitData();
 
-    constructor(address accountImplementation) {
-        ACCOUNT_IMPLEMENTATION = accountImplementation;
+    constructor(address beacon) {
+        BEACON = beacon;
     }
 
-    /// @notice Deploys (or returns, if already there) the account for (msg.sender, salt, initData).
+    /// @notice Deploys (or returns, if already there) the account for (salt, initData).
     /// @param initData calldata of `initializeAccount(address[],bytes[])` for the new account.
     function deployAccount(bytes32 salt, bytes calldata initData) external returns (address account) {
         if (initData.length < 4 || bytes4(initData[:4]) != IInitializableAccount.initializeAccount.selector) {
             revert InvalidInitData();
         }
-        bytes32 effectiveSalt = _salt(msg.sender, salt, initData);
-        account = Clones.predictDeterministicAddress(ACCOUNT_IMPLEMENTATION, effectiveSalt);
+        account = predictAccountAddress(salt, initData);
         if (account.code.length != 0) return account;
-        Clones.cloneDeterministic(ACCOUNT_IMPLEMENTATION, effectiveSalt);
-        (bool success, bytes memory ret) = account.call(initData);
-        if (!success) {
-            assembly ("memory-safe") {
-                revert(add(ret, 0x20), mload(ret))
-            }
-        }
+        new BeaconProxy{salt: salt}(BEACON, initData);
         emit AccountCreated(account, msg.sender);
         emit AccountDeployed(account, salt);
     }
 
-    /// @notice The address `deployAccount(salt, initData)` called by `deployer` deploys to.
-    function predictAccountAddress(address deployer, bytes32 salt, bytes calldata initData)
-        external
-        view
-        returns (address)
-    {
-        return Clones.predictDeterministicAddress(ACCOUNT_IMPLEMENTATION, _salt(deployer, salt, initData));
-    }
-
-    function _salt(address deployer, bytes32 salt, bytes calldata initData) private pure returns (bytes32) {
-        return keccak256(abi.encode(deployer, salt, keccak256(initData)));
+    /// @notice The address `deployAccount(salt, initData)` deploys to, whoever calls it.
+    function predictAccountAddress(bytes32 salt, bytes calldata initData) public view returns (address) {
+        bytes32 initCodeHash = keccak256(bytes.concat(type(BeaconProxy).creationCode, abi.encode(BEACON, initData)));
+        return Create2.computeAddress(salt, initCodeHash);
     }
 }

@@ -21,7 +21,9 @@ import {
 
 /// @title ModularSmartAccount
 /// @notice ERC-4337 (EntryPoint v0.8) account with ERC-7579 validator, executor and fallback modules.
-/// Deployed as minimal proxies (ERC-1167) of one implementation by MSAFactory.
+/// Accounts are OpenZeppelin BeaconProxy instances (deployed by MSAFactory) behind one UpgradeableBeacon
+/// that holds this implementation; upgrading the beacon upgrades every account. Storage: the ERC-7201
+/// namespace below and OpenZeppelin Initializable's, nothing in plain slots.
 ///
 /// - `userOp.signature` = validator address (20 bytes) ‖ validator payload; the named validator must be
 ///   installed and receives the op with the prefix stripped.
@@ -80,6 +82,7 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
     error NotEnoughData();
     error DecodingError();
     error NoValidator();
+    error ForbiddenFallbackSelector(bytes4 selector);
 
     modifier onlyEntryPoint() {
         if (msg.sender != _ENTRY_POINT) revert AccountAccessUnauthorized();
@@ -112,7 +115,7 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
         onlyEntryPoint
         returns (uint256 validationData)
     {
-        address validator = address(bytes20(userOp.signature[:20]));
+        address validator = userOp.signature.length < 20 ? address(0) : address(bytes20(userOp.signature[:20]));
         if (!_modules().validators.contains(validator)) {
             validationData = VALIDATION_FAILED;
         } else {
@@ -339,6 +342,11 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
             if (initData.length < 5) revert DecodingError();
             bytes4 selector = bytes4(initData[:4]);
             bytes1 calltype = initData[4];
+            // A handler for a module's own entry points would let anyone call them with the account as
+            // msg.sender through the account (e.g. install a key in a validator).
+            if (selector == IModule.onInstall.selector || selector == IModule.onUninstall.selector) {
+                revert ForbiddenFallbackSelector(selector);
+            }
             if (calltype != CALLTYPE_SINGLE && calltype != CALLTYPE_STATIC) revert InvalidCallType(calltype);
             if ($.fallbacks[selector].handler != address(0)) revert SelectorAlreadyUsed(selector);
             $.fallbacks[selector] = FallbackHandler(module, calltype);

@@ -9,37 +9,39 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 /// @title SponsorPaymaster
-/// @notice Verifying paymaster: pays for a user operation only when the portal's sponsor key signed it.
+/// @notice Verifying paymaster: pays for a user operation only when the portal's sponsor key signed it, and
+/// never more than the cost the sponsor signed for.
 ///
 /// paymasterAndData = paymaster (20) ‖ paymasterVerificationGasLimit (16) ‖ postOpGasLimit (16)
-///                    ‖ validUntil (6) ‖ validAfter (6) ‖ sponsor signature (65 bytes r ‖ s ‖ v)
-/// The sponsor signs the EIP-191 personal message of {getHash}: every field of the operation except the
-/// account's signature and the sponsor signature itself, the chain id, this paymaster and the window.
+///                    ‖ validUntil (6) ‖ validAfter (6) ‖ maxCost (16) ‖ sponsor signature (65 bytes r ‖ s ‖ v)
+/// The sponsor signs the EIP-191 personal message of {getHash}: the account, nonce, initCode and callData of
+/// the operation, the chain id, this paymaster, the window and `maxCost`, the most wei the operation may
+/// cost. Validation fails when the EntryPoint's maximum cost for the operation (all its gas limits times
+/// maxFeePerGas) exceeds `maxCost`, so no gas limit or fee can make the sponsor pay more than it signed for.
+///
+/// The sponsor is immutable (validation reads no storage, as ERC-7562 asks of an unstaked paymaster): a new
+/// sponsor key means a new paymaster (its CREATE2 address changes with it) and a new deposit.
 /// The owner funds and withdraws the EntryPoint deposit (BasePaymaster's deposit/withdrawTo/stake functions).
 contract SponsorPaymaster is BasePaymaster {
     uint256 private constant VALID_UNTIL_OFFSET = PAYMASTER_DATA_OFFSET;
     uint256 private constant VALID_AFTER_OFFSET = PAYMASTER_DATA_OFFSET + 6;
-    uint256 private constant SIGNATURE_OFFSET = PAYMASTER_DATA_OFFSET + 12;
+    uint256 private constant MAX_COST_OFFSET = PAYMASTER_DATA_OFFSET + 12;
+    uint256 private constant SIGNATURE_OFFSET = PAYMASTER_DATA_OFFSET + 28;
     uint256 private constant SIGNATURE_LENGTH = 65;
 
-    address public sponsor;
-
-    event SponsorChanged(address indexed previousSponsor, address indexed newSponsor);
+    address public immutable sponsor;
 
     error InvalidPaymasterData(uint256 length);
     error ZeroSponsor();
 
     constructor(IEntryPoint entryPoint_, address owner_, address sponsor_) BasePaymaster(entryPoint_) {
+        if (sponsor_ == address(0)) revert ZeroSponsor();
         _transferOwnership(owner_);
-        _setSponsor(sponsor_);
+        sponsor = sponsor_;
     }
 
-    function setSponsor(address newSponsor) external onlyOwner {
-        _setSponsor(newSponsor);
-    }
-
-    /// @notice The hash the sponsor signs (as an EIP-191 personal message) for `userOp` and its window.
-    function getHash(PackedUserOperation calldata userOp, uint48 validUntil, uint48 validAfter)
+    /// @notice The hash the sponsor signs (as an EIP-191 personal message) for `userOp`, its window and cap.
+    function getHash(PackedUserOperation calldata userOp, uint48 validUntil, uint48 validAfter, uint128 maxCost)
         public
         view
         returns (bytes32)
@@ -50,19 +52,16 @@ contract SponsorPaymaster is BasePaymaster {
                 userOp.nonce,
                 keccak256(userOp.initCode),
                 keccak256(userOp.callData),
-                userOp.accountGasLimits,
-                bytes32(userOp.paymasterAndData[PAYMASTER_VALIDATION_GAS_OFFSET:PAYMASTER_DATA_OFFSET]),
-                userOp.preVerificationGas,
-                userOp.gasFees,
                 block.chainid,
                 address(this),
                 validUntil,
-                validAfter
+                validAfter,
+                maxCost
             )
         );
     }
 
-    function _validatePaymasterUserOp(PackedUserOperation calldata userOp, bytes32, uint256)
+    function _validatePaymasterUserOp(PackedUserOperation calldata userOp, bytes32, uint256 requiredPreFund)
         internal
         view
         override
@@ -71,16 +70,11 @@ contract SponsorPaymaster is BasePaymaster {
         bytes calldata data = userOp.paymasterAndData;
         if (data.length != SIGNATURE_OFFSET + SIGNATURE_LENGTH) revert InvalidPaymasterData(data.length);
         uint48 validUntil = uint48(bytes6(data[VALID_UNTIL_OFFSET:VALID_AFTER_OFFSET]));
-        uint48 validAfter = uint48(bytes6(data[VALID_AFTER_OFFSET:SIGNATURE_OFFSET]));
-        bytes32 digest = MessageHashUtils.toEthSignedMessageHash(getHash(userOp, validUntil, validAfter));
+        uint48 validAfter = uint48(bytes6(data[VALID_AFTER_OFFSET:MAX_COST_OFFSET]));
+        uint128 maxCost = uint128(bytes16(data[MAX_COST_OFFSET:SIGNATURE_OFFSET]));
+        bytes32 digest = MessageHashUtils.toEthSignedMessageHash(getHash(userOp, validUntil, validAfter, maxCost));
         (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(digest, data[SIGNATURE_OFFSET:]);
-        bool valid = error == ECDSA.RecoverError.NoError && signer == sponsor;
+        bool valid = error == ECDSA.RecoverError.NoError && signer == sponsor && requiredPreFund <= maxCost;
         return ("", _packValidationData(!valid, validUntil, validAfter));
-    }
-
-    function _setSponsor(address newSponsor) private {
-        if (newSponsor == address(0)) revert ZeroSponsor();
-        emit SponsorChanged(sponsor, newSponsor);
-        sponsor = newSponsor;
     }
 }

@@ -21,14 +21,21 @@ import {
 /// @notice ERC-7579 validator whose keys are passkeys (P-256), stored per (origin, credential id, account).
 ///
 /// Signature payload: abi.encode(bytes authenticatorData, string clientDataJSON, bytes32[2] rs, bytes credentialId).
-/// A signature is valid when, in this order:
-/// - authenticatorData's flags have User Present and User Verified set (else revert InvalidAuthDataFlags);
+/// A signature is valid when:
+/// - the payload decodes, and authenticatorData's flags have User Present and User Verified set;
 /// - clientDataJSON is a JSON object whose `challenge` is the base64url (no padding) of the signed hash,
-///   whose `type` is "webauthn.get" (else revert InvalidClientData("type")), whose `origin` and the credential
-///   id name a key registered for the account, and whose `crossOrigin`, if present, is the literal `false`
-///   (else revert InvalidClientData("crossOrigin"));
+///   whose `type` is "webauthn.get", whose `origin` (unescaped) and the credential id name a key registered
+///   for the account, and whose `crossOrigin`, if present, is the literal `false`;
 /// - (r, s) is a low-s P-256 signature of sha256(authenticatorData ‖ sha256(clientDataJSON)) by that key,
-///   checked by the P256VERIFY precompile at 0x100.
+///   checked by the P256VERIFY precompile at 0x100 or, on a chain without it, by OpenZeppelin's Solidity
+///   verifier (P256.verify).
+/// Anything else is an invalid signature: validation never reverts (validateUserOp returns
+/// SIG_VALIDATION_FAILED, isValidSignatureWithSender 0xffffffff), so bundlers can estimate gas with a dummy
+/// signature.
+///
+/// Keys belong to the installation: onUninstall must remove every key of the account (else it reverts
+/// KeysRemaining), and onInstall refuses an account that still holds keys (left by unlinkModule) with
+/// AlreadyInitialized, so a removed passkey never comes back with a reinstall.
 contract WebAuthnValidator is IValidator, IERC165 {
     using EnumerableSet for EnumerableSet.AddressSet;
 
@@ -44,6 +51,7 @@ contract WebAuthnValidator is IValidator, IERC165 {
     mapping(string domain => mapping(bytes credentialId => mapping(address account => bytes32[2] key))) private
         _publicKeys;
     mapping(string domain => mapping(bytes credentialId => EnumerableSet.AddressSet accounts)) private _accounts;
+    mapping(address account => uint256 count) private _keyCount;
 
     event PasskeyCreated(address indexed keyOwner, string domain, bytes credentialId);
     event PasskeyRemoved(address indexed keyOwner, string domain, bytes credentialId);
@@ -56,23 +64,32 @@ contract WebAuthnValidator is IValidator, IERC165 {
     error KeyAlreadyExists();
     error KeyNotFound(string domain, bytes credentialId, address account);
     error InvalidSignatureEncoding();
+    error KeysRemaining(uint256 count);
 
     // ---------------------------------------------------------------- module
 
     /// @param data empty, or abi.encode(bytes credentialId, bytes32[2] publicKey, string domain)
     function onInstall(bytes calldata data) external {
+        if (_keyCount[msg.sender] != 0) revert AlreadyInitialized(msg.sender);
         if (data.length == 0) return;
         (bytes memory credentialId, bytes32[2] memory publicKey, string memory domain) =
             abi.decode(data, (bytes, bytes32[2], string));
         _addKey(msg.sender, credentialId, publicKey, domain);
     }
 
-    /// @param data abi.encode(PasskeyId[]) of the keys to remove
+    /// @param data abi.encode(PasskeyId[]) of the keys to remove: all the account's keys
     function onUninstall(bytes calldata data) external {
         PasskeyId[] memory ids = abi.decode(data, (PasskeyId[]));
         for (uint256 i = 0; i < ids.length; ++i) {
             _removeKey(msg.sender, ids[i].credentialId, ids[i].domain);
         }
+        uint256 remaining = _keyCount[msg.sender];
+        if (remaining != 0) revert KeysRemaining(remaining);
+    }
+
+    /// @notice How many keys `account` holds.
+    function keyCount(address account) external view returns (uint256) {
+        return _keyCount[account];
     }
 
     function isModuleType(uint256 moduleType) external pure returns (bool) {
@@ -127,6 +144,7 @@ contract WebAuthnValidator is IValidator, IERC165 {
         if (domainLength == 0 || domainLength > MAX_DOMAIN_LENGTH) revert BadDomainLength();
         if (credentialId.length < MIN_CREDENTIAL_ID_LENGTH) revert BadCredentialIDLength();
         _accounts[domain][credentialId].add(account);
+        ++_keyCount[account];
         key[0] = newKey[0];
         key[1] = newKey[1];
         emit PasskeyCreated(account, domain, credentialId);
@@ -135,6 +153,7 @@ contract WebAuthnValidator is IValidator, IERC165 {
     function _removeKey(address account, bytes memory credentialId, string memory domain) private {
         if (_accounts[domain][credentialId].remove(account)) {
             delete _publicKeys[domain][credentialId][account];
+            --_keyCount[account];
             emit PasskeyRemoved(account, domain, credentialId);
         }
     }
@@ -158,12 +177,16 @@ contract WebAuthnValidator is IValidator, IERC165 {
     }
 
     function _isValid(address account, bytes32 signedHash, bytes calldata signature) private view returns (bool) {
-        (bytes calldata authenticatorData, bytes calldata clientData, bytes32 r, bytes32 s, bytes calldata credentialId)
-        = _decodeSignature(signature);
-
-        if (authenticatorData.length < 37) revert InvalidAuthDataFlags(0x00);
-        bytes1 flags = authenticatorData[32];
-        if (flags & FLAGS_UP_UV != FLAGS_UP_UV) revert InvalidAuthDataFlags(flags);
+        (
+            bool decoded,
+            bytes calldata authenticatorData,
+            bytes calldata clientData,
+            bytes32 r,
+            bytes32 s,
+            bytes calldata credentialId
+        ) = _decodeSignature(signature);
+        if (!decoded || authenticatorData.length < 37) return false;
+        if (authenticatorData[32] & FLAGS_UP_UV != FLAGS_UP_UV) return false;
 
         bytes memory json = clientData;
         bytes memory expectedChallenge = bytes(Base64.encodeURL(abi.encodePacked(signedHash)));
@@ -175,13 +198,13 @@ contract WebAuthnValidator is IValidator, IERC165 {
         if (canonical) {
             challengeValid = true;
         } else {
-            ClientData memory cd = _parseClientData(json, expectedChallenge);
-            if (!cd.challenge.isString) revert InvalidClientData("challenge");
+            (bool parsed, ClientData memory cd) = _parseClientData(json, expectedChallenge);
+            if (!parsed || !cd.challenge.isString) return false;
             challengeValid = _equals(json, cd.challenge, expectedChallenge);
-            if (!cd.type_.isString || !_equals(json, cd.type_, TYPE_GET)) revert InvalidClientData("type");
-            if (!cd.origin.isString || cd.origin.escaped) revert InvalidClientData("origin");
+            if (!cd.type_.isString || !_equals(json, cd.type_, TYPE_GET)) return false;
+            if (!cd.origin.isString || cd.origin.escaped) return false;
             if (cd.crossOrigin.present && (cd.crossOrigin.isString || !_equals(json, cd.crossOrigin, "false"))) {
-                revert InvalidClientData("crossOrigin");
+                return false;
             }
             (originStart, originEnd) = (cd.origin.start, cd.origin.end);
         }
@@ -192,16 +215,19 @@ contract WebAuthnValidator is IValidator, IERC165 {
         if (qx == 0 && qy == 0) return false;
 
         bytes32 message = sha256(bytes.concat(authenticatorData, sha256(json)));
-        // OpenZeppelin's P256 rejects s > N/2 (malleable signatures) before calling the precompile.
-        bool signatureValid = P256.verifyNative(message, r, s, qx, qy);
+        // OpenZeppelin's P256 rejects s > N/2 (malleable signatures) before calling the precompile, and
+        // verifies in Solidity when the chain has no precompile at 0x100.
+        bool signatureValid = P256.verify(message, r, s, qx, qy);
         return signatureValid && challengeValid;
     }
 
-    /// abi.decode(signature, (bytes, string, bytes32[2], bytes)) without copying: calldata slices.
+    /// abi.decode(signature, (bytes, string, bytes32[2], bytes)) without copying: calldata slices;
+    /// `ok` is false (and the slices empty) when the payload is not such an encoding.
     function _decodeSignature(bytes calldata signature)
         private
         pure
         returns (
+            bool ok,
             bytes calldata authenticatorData,
             bytes calldata clientData,
             bytes32 r,
@@ -209,20 +235,27 @@ contract WebAuthnValidator is IValidator, IERC165 {
             bytes calldata credentialId
         )
     {
-        if (signature.length < 160) revert InvalidSignatureEncoding();
-        authenticatorData = _dynamicAt(signature, 0);
-        clientData = _dynamicAt(signature, 0x20);
+        authenticatorData = signature[0:0];
+        clientData = authenticatorData;
+        credentialId = authenticatorData;
+        if (signature.length < 160) return (false, authenticatorData, clientData, r, s, credentialId);
+        bool okA;
+        bool okC;
+        bool okI;
+        (okA, authenticatorData) = _dynamicAt(signature, 0);
+        (okC, clientData) = _dynamicAt(signature, 0x20);
         r = bytes32(signature[0x40:0x60]);
         s = bytes32(signature[0x60:0x80]);
-        credentialId = _dynamicAt(signature, 0x80);
+        (okI, credentialId) = _dynamicAt(signature, 0x80);
+        ok = okA && okC && okI;
     }
 
-    function _dynamicAt(bytes calldata data, uint256 headOffset) private pure returns (bytes calldata) {
+    function _dynamicAt(bytes calldata data, uint256 headOffset) private pure returns (bool, bytes calldata) {
         uint256 offset = uint256(bytes32(data[headOffset:headOffset + 0x20]));
-        if (offset > data.length - 0x20) revert InvalidSignatureEncoding();
+        if (offset > data.length - 0x20) return (false, data[0:0]);
         uint256 length = uint256(bytes32(data[offset:offset + 0x20]));
-        if (length > data.length - 0x20 - offset) revert InvalidSignatureEncoding();
-        return data[offset + 0x20:offset + 0x20 + length];
+        if (length > data.length - 0x20 - offset) return (false, data[0:0]);
+        return (true, data[offset + 0x20:offset + 0x20 + length]);
     }
 
     // ---------------------------------------------------------------- clientDataJSON
@@ -342,24 +375,26 @@ contract WebAuthnValidator is IValidator, IERC165 {
     /// Other members (any JSON value, nested or not) are skipped; for a repeated member the last one wins.
     /// `challenge` and `type` values are first compared with what is expected (and skipped in one step
     /// when equal), which keeps the usual case cheap.
+    /// `ok` is false when `json` is not such an object.
     function _parseClientData(bytes memory json, bytes memory expectedChallenge)
         private
         pure
-        returns (ClientData memory cd)
+        returns (bool ok, ClientData memory cd)
     {
         uint256 length = json.length;
         uint256 i = _skipWhitespace(json, 0);
-        if (i >= length || _at(json, i) != "{") revert InvalidClientData("json");
+        if (i >= length || _at(json, i) != "{") return (false, cd);
         i = _skipWhitespace(json, i + 1);
-        if (i < length && _at(json, i) == "}") return cd;
+        if (i < length && _at(json, i) == "}") return (true, cd);
         while (true) {
-            if (i >= length || _at(json, i) != '"') revert InvalidClientData("json");
+            if (i >= length || _at(json, i) != '"') return (false, cd);
             uint256 keyStart = i + 1;
             (uint256 keyEnd,) = _stringEnd(json, i);
+            if (keyEnd >= length) return (false, cd);
             i = _skipWhitespace(json, keyEnd + 1);
-            if (i >= length || _at(json, i) != ":") revert InvalidClientData("json");
+            if (i >= length || _at(json, i) != ":") return (false, cd);
             i = _skipWhitespace(json, i + 1);
-            if (i >= length) revert InvalidClientData("json");
+            if (i >= length) return (false, cd);
 
             bytes32 key = _word(json, keyStart, keyEnd - keyStart);
             Field memory value = Field(i, 0, true, false, false);
@@ -372,6 +407,7 @@ contract WebAuthnValidator is IValidator, IERC165 {
                     value.end = i + 1 + TYPE_GET.length;
                 } else {
                     (value.end, value.escaped) = _stringEnd(json, i);
+                    if (value.end >= length) return (false, cd);
                 }
                 i = value.end + 1;
             } else {
@@ -385,10 +421,10 @@ contract WebAuthnValidator is IValidator, IERC165 {
             else if (key == bytes32("crossOrigin")) cd.crossOrigin = value;
 
             i = _skipWhitespace(json, i);
-            if (i >= length) revert InvalidClientData("json");
+            if (i >= length) return (false, cd);
             bytes1 c = _at(json, i);
-            if (c == "}") break;
-            if (c != ",") revert InvalidClientData("json");
+            if (c == "}") return (true, cd);
+            if (c != ",") return (false, cd);
             i = _skipWhitespace(json, i + 1);
         }
     }
@@ -407,7 +443,8 @@ contract WebAuthnValidator is IValidator, IERC165 {
         }
     }
 
-    /// Index of the closing quote of the string whose opening quote is at `i`, and whether it had escapes.
+    /// Index of the closing quote of the string whose opening quote is at `i` (the length of `json` if
+    /// there is none), and whether it had escapes.
     function _stringEnd(bytes memory json, uint256 i) private pure returns (uint256 end, bool escaped) {
         uint256 length = json.length;
         end = length;
@@ -425,10 +462,10 @@ contract WebAuthnValidator is IValidator, IERC165 {
                 }
             }
         }
-        if (end >= length) revert InvalidClientData("json");
     }
 
-    /// Index just after the non-string JSON value (literal, number, object or array) starting at `i`.
+    /// Index just after the non-string JSON value (literal, number, object or array) starting at `i`
+    /// (the length of `json` if it does not end).
     function _skipValue(bytes memory json, uint256 i) private pure returns (uint256) {
         uint256 length = json.length;
         uint256 depth = 0;
@@ -437,6 +474,7 @@ contract WebAuthnValidator is IValidator, IERC165 {
                 bytes1 c = _at(json, i);
                 if (c == '"') {
                     (i,) = _stringEnd(json, i);
+                    if (i >= length) return length;
                 } else if (c == "{" || c == "[") {
                     ++depth;
                 } else if (c == "}" || c == "]") {
@@ -448,7 +486,7 @@ contract WebAuthnValidator is IValidator, IERC165 {
                 }
             }
         }
-        revert InvalidClientData("json");
+        return length;
     }
 
     function _skipWhitespace(bytes memory json, uint256 i) private pure returns (uint256 j) {

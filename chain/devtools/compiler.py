@@ -1,9 +1,13 @@
 """Compile the Solidity contracts with the pinned solcjs and manage the committed artifacts.
 
-The portal's own contracts are every `chain/contracts/*.sol`; the EntryPoint and the reference
-SimpleAccount come from `@account-abstraction/contracts` in node_modules. Each contract gets one
+The portal's own contracts are every `chain/contracts/*.sol`; OpenZeppelin's beacon proxy and
+beacon and the reference SimpleAccount are compiled from node_modules too. Each contract gets one
 artifact, `chain/contracts/build/<Name>.json`, holding its ABI, creation and runtime bytecode
 and the compiler version and settings that produced them.
+
+The EntryPoint is not compiled: its artifact is the one published in
+`@account-abstraction/contracts` (the bytecode deployed at the canonical address on every chain),
+copied as it is.
 """
 
 from __future__ import annotations
@@ -31,9 +35,15 @@ COMPILER_SETTINGS: dict[str, Any] = {
 
 # Library contracts compiled from node_modules: source unit → contract names to keep.
 LIBRARY_CONTRACTS: dict[str, tuple[str, ...]] = {
-    "@account-abstraction/contracts/core/EntryPoint.sol": ("EntryPoint",),
+    "@openzeppelin/contracts/proxy/beacon/BeaconProxy.sol": ("BeaconProxy",),
+    "@openzeppelin/contracts/proxy/beacon/UpgradeableBeacon.sol": ("UpgradeableBeacon",),
     "@account-abstraction/contracts/accounts/SimpleAccountFactory.sol": ("SimpleAccountFactory",),
     "@account-abstraction/contracts/accounts/SimpleAccount.sol": ("SimpleAccount",),
+}
+
+# Published artifacts used as they are (no compilation): name → path under node_modules.
+PUBLISHED_ARTIFACTS: dict[str, str] = {
+    "EntryPoint": "@account-abstraction/contracts/artifacts/EntryPoint.json",
 }
 
 
@@ -60,8 +70,25 @@ def own_sources() -> dict[str, str]:
     }
 
 
+def published_artifacts() -> list[Artifact]:
+    """The published artifacts, reduced to the fields every artifact has."""
+    result = []
+    for name, unit in PUBLISHED_ARTIFACTS.items():
+        published = json.loads((NODE_MODULES / unit).read_text())
+        data = {
+            "contractName": published["contractName"],
+            "sourceName": published["sourceName"],
+            "abi": published["abi"],
+            "bytecode": published["bytecode"],
+            "deployedBytecode": published["deployedBytecode"],
+            "compiler": {"published": unit},
+        }
+        result.append(Artifact(name=name, source=unit, data=data))
+    return result
+
+
 def compile_all() -> list[Artifact]:
-    """Compile every contract and return its artifact (not written)."""
+    """Compile every contract and return its artifact (not written), published ones included."""
     sources: dict[str, str] = {}
     wanted: dict[str, tuple[str, ...] | None] = {}
     for unit, path in own_sources().items():
@@ -70,7 +97,9 @@ def compile_all() -> list[Artifact]:
     for unit, names in LIBRARY_CONTRACTS.items():
         sources[unit] = (NODE_MODULES / unit).read_text()
         wanted[unit] = names
-    return compile_sources(sources, wanted=wanted)
+    return sorted(
+        compile_sources(sources, wanted=wanted) + published_artifacts(), key=lambda a: a.name
+    )
 
 
 def compile_sources(

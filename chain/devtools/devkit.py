@@ -63,6 +63,7 @@ class Harness:
         self.factory = contract(w3, "MSAFactory", addresses["MSAFactory"])
         self.validator = contract(w3, "WebAuthnValidator", addresses["WebAuthnValidator"])
         self.paymaster = contract(w3, "SponsorPaymaster", addresses["SponsorPaymaster"])
+        self.beacon = contract(w3, "UpgradeableBeacon", addresses["AccountBeacon"])
         self.sponsor_key = sponsor_key
         self.relayer: LocalAccount = account_from_key(relayer_key)
         self.sender = Sender(w3=w3, account=self.relayer)
@@ -80,9 +81,7 @@ class Harness:
         """Deploy an account whose validator holds `passkey` (the relayer calls the factory)."""
         salt = salt or os.urandom(32)
         init_data = self.account_init_data(passkey)
-        address = self.factory.functions.predictAccountAddress(
-            self.relayer.address, salt, init_data
-        ).call()
+        address = self.factory.functions.predictAccountAddress(salt, init_data).call()
         receipt = self.sender.transact(self.factory, "deployAccount", salt, init_data)
         return to_checksum_address(address), receipt
 
@@ -129,6 +128,7 @@ class Harness:
         valid_until: int | None = None,
         valid_after: int = 0,
         sponsor_key: str | None = None,
+        max_cost: int | None = None,
     ) -> userops.PackedUserOperation:
         return userops.sponsor_user_operation(
             op,
@@ -137,6 +137,7 @@ class Harness:
             chain_id=self.chain_id,
             valid_until=self.now() + valid_for if valid_until is None else valid_until,
             valid_after=valid_after,
+            max_cost=max_cost,
         )
 
     def op_hash(self, op: userops.PackedUserOperation) -> bytes:

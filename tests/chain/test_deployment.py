@@ -12,8 +12,8 @@ import pytest
 from django.core.management import call_command
 from web3 import Web3
 
-from chain import selectors
-from chain.client import connect, contract
+from chain import artifacts, selectors
+from chain.client import Sender, account_from_key, connect, contract
 from chain.devtools import compiler, deploy, devnet
 from chain.devtools.devkit import ANVIL_KEYS
 from chain.models import Deployment
@@ -36,9 +36,10 @@ def test_deploycontracts_deploys_once_and_records_the_addresses(
     call_command("deploycontracts", rpc_url=fresh_anvil.url)
     first = capsys.readouterr().out
     assert (
-        "deployed: EntryPoint, ModularSmartAccount, MSAFactory, WebAuthnValidator, SponsorPaymaster"
-        in first
+        "deployed: EntryPoint, ModularSmartAccount, AccountBeacon, MSAFactory, WebAuthnValidator, "
+        "SponsorPaymaster" in first
     )
+    assert "P256VERIFY" not in first  # anvil has the precompile
 
     recorded = json.loads((tmp_path / "31337.json").read_text())
     assert list(recorded) == list(deploy.CONTRACT_NAMES)
@@ -58,12 +59,49 @@ def test_deploycontracts_deploys_once_and_records_the_addresses(
     assert json.loads((tmp_path / "31337.json").read_text()) == recorded
 
 
-def test_addresses_are_deterministic(addresses: dict[str, str]) -> None:
-    entry_point = deploy.create2_address(deploy.init_code("EntryPoint", [], []))
-    assert addresses["EntryPoint"] == entry_point
+def test_addresses_are_deterministic(addresses: dict[str, str], w3: Web3) -> None:
+    assert addresses["EntryPoint"] == "0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108"
+    # The published EntryPoint v0.8, not a build of ours.
+    published = json.loads(
+        (compiler.NODE_MODULES / compiler.PUBLISHED_ARTIFACTS["EntryPoint"]).read_text()
+    )
+    assert artifacts.bytecode("EntryPoint") == bytes.fromhex(published["bytecode"][2:])
+    assert (
+        contract(w3, "EntryPoint", addresses["EntryPoint"]).functions.senderCreator().call()
+        != "0x" + "00" * 20
+    )
     assert addresses["WebAuthnValidator"] == deploy.create2_address(
         deploy.init_code("WebAuthnValidator", [], [])
     )
+
+
+def test_the_entry_point_is_put_at_its_canonical_address_even_without_a_create2_deployer() -> None:
+    node = devnet.start_anvil(extra_args=["--disable-default-create2-deployer"])
+    try:
+        w3 = connect(node.url)
+        assert not w3.eth.get_code(Web3.to_checksum_address(deploy.CREATE2_DEPLOYER))
+        result = deploy.deploy_all(
+            sender=Sender(w3=w3, account=account_from_key(ANVIL_KEYS[0])),
+            sponsor_address=account_from_key(ANVIL_KEYS[1]).address,
+        )
+        assert result.addresses["EntryPoint"] == deploy.ENTRY_POINT_ADDRESS
+        assert w3.eth.get_code(Web3.to_checksum_address(deploy.ENTRY_POINT_ADDRESS))
+    finally:
+        node.stop()
+
+
+def test_other_chains_must_have_the_canonical_entry_point() -> None:
+    node = devnet.start_anvil(chain_id=8453)
+    try:
+        w3 = connect(node.url)
+        with pytest.raises(deploy.DeploymentError, match=r"no EntryPoint v0\.8 at its canonical"):
+            deploy.deploy_all(
+                sender=Sender(w3=w3, account=account_from_key(ANVIL_KEYS[0])),
+                sponsor_address=account_from_key(ANVIL_KEYS[1]).address,
+            )
+        assert w3.eth.get_transaction_count(account_from_key(ANVIL_KEYS[0]).address) == 0
+    finally:
+        node.stop()
 
 
 def test_check_reports_artifacts_that_differ_from_the_sources() -> None:

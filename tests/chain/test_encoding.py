@@ -124,8 +124,32 @@ def test_sponsor_data_layout_and_signature() -> None:
     data = sponsored.paymaster_and_data
     assert data[:20] == bytes.fromhex(paymaster[2:])
     assert int.from_bytes(data[52:58], "big") == 1000 and int.from_bytes(data[58:64], "big") == 10
+    # The cost cap: by default exactly what the operation's limits and fee allow.
+    assert int.from_bytes(data[64:80], "big") == userops.required_prefund(sponsored)
+    assert len(data) == 80 + 65
     digest = userops.sponsor_hash(
-        sponsored, paymaster=paymaster, chain_id=31337, valid_until=1000, valid_after=10
+        sponsored,
+        paymaster=paymaster,
+        chain_id=31337,
+        valid_until=1000,
+        valid_after=10,
+        max_cost=userops.required_prefund(sponsored),
     )
-    signer = Account.recover_message(encode_defunct(primitive=digest), signature=data[64:])
+    signer = Account.recover_message(encode_defunct(primitive=digest), signature=data[80:])
     assert signer == Account.from_key(ANVIL_KEYS[1]).address
+
+
+def test_required_prefund_counts_every_gas_limit() -> None:
+    op = userops.build_user_operation(
+        sender=VALIDATOR,
+        nonce=0,
+        call_data=b"",
+        verification_gas_limit=1,
+        call_gas_limit=2,
+        pre_verification_gas=4,
+        max_fee_per_gas=10,
+        max_priority_fee_per_gas=1,
+        paymaster_and_data=b"\x01" * 20 + userops.pack_uint128_pair(8, 16),
+    )
+    assert userops.required_prefund(op) == (1 + 2 + 4 + 8 + 16) * 10
+    assert userops.required_prefund(op.with_changes(paymaster_and_data=b"")) == 7 * 10

@@ -61,8 +61,7 @@ def person_on_chain(harness: Harness, key: SoftwarePasskey, *, deploy: bool = Tr
     init_data = harness.account_init_data(key)
     address = userops.predict_account_address(
         factory=harness.factory.address,
-        implementation=harness.addresses["ModularSmartAccount"],
-        deployer=harness.relayer.address,
+        beacon=harness.addresses["AccountBeacon"],
         salt=salt,
         init_data=init_data,
     )

@@ -17,7 +17,8 @@ from chain import userops
 from chain.client import Sender, TransactionFailed, account_from_key
 from chain.devtools import compiler
 from chain.devtools.authenticator import SoftwarePasskey
-from chain.devtools.devkit import ANVIL_KEYS, Harness
+from chain.devtools.devkit import ANVIL_KEYS, Harness, OpFailure
+from tests.chain.conftest import ORIGIN
 
 pytestmark = pytest.mark.chain
 
@@ -246,3 +247,128 @@ def test_try_mode_reports_failures_instead_of_reverting(
     )
     assert [f["args"]["batchExecutionIndex"] for f in failures] == [1]
     assert harness.w3.eth.get_balance(to_checksum_address(RECIPIENT)) == 2
+
+
+def revert_selector(harness: Harness, receipt: Any) -> bytes:
+    """The selector of the (only) user operation's revert reason in `receipt`."""
+    reverts = harness.entry_point.events.UserOperationRevertReason().process_receipt(
+        receipt, errors=DISCARD
+    )
+    assert reverts, "the user operation did not revert"
+    return bytes(reverts[0]["args"]["revertReason"][:4])
+
+
+@pytest.mark.parametrize("signature", ["onInstall(bytes)", "onUninstall(bytes)"])
+def test_no_fallback_handler_for_a_module_entry_point(
+    harness: Harness,
+    passkey: SoftwarePasskey,
+    account: str,
+    mocks: dict[str, Contract],
+    signature: str,
+) -> None:
+    """A handler for onInstall/onUninstall would let anyone call a module's entry points with the
+    account as msg.sender (e.g. add a key to its validator) through the account."""
+    selector = keccak(text=signature)[:4]
+    call = self_calls(
+        harness, account, ("installModule", [3, mocks["MockFallback"].address, selector + b"\0"])
+    )
+    op, _ = harness.sign(harness.sponsor(harness.build(account, call)), passkey)
+    receipt = harness.submit(op)
+    assert revert_selector(harness, receipt) == keccak(text="ForbiddenFallbackSelector(bytes4)")[:4]
+    assert (
+        not harness.account(account)
+        .functions.isModuleInstalled(3, mocks["MockFallback"].address, selector.ljust(32, b"\0"))
+        .call()
+    )
+
+
+def test_keys_do_not_survive_uninstalling_the_validator(
+    harness: Harness, passkey: SoftwarePasskey, account: str, mocks: dict[str, Contract]
+) -> None:
+    """A removed passkey never comes back by reinstalling the WebAuthnValidator: uninstalling
+    must remove every key, and an unlink that left keys blocks the reinstall until they go."""
+    ecdsa = mocks["MockEcdsaValidator"]
+    session_key = Account.create()
+    webauthn = harness.validator.address
+    run(
+        harness,
+        account,
+        passkey,
+        self_calls(
+            harness,
+            account,
+            ("installModule", [1, ecdsa.address, encode(["address"], [session_key.address])]),
+        ),
+    )
+
+    def by_session_key(call_data: bytes) -> Any:
+        op = harness.sponsor(harness.build(account, call_data, call_gas_limit=800_000))
+        signature = session_key.unsafe_sign_hash(harness.op_hash(op)).signature
+        return harness.submit(
+            op.with_changes(signature=bytes.fromhex(ecdsa.address[2:]) + bytes(signature))
+        )
+
+    def passkeys(*keys: SoftwarePasskey) -> bytes:
+        return encode(["(string,bytes)[]"], [[(ORIGIN, k.credential_id) for k in keys]])
+
+    def key_of(key: SoftwarePasskey) -> list[bytes]:
+        return list(
+            harness.validator.functions.getAccountKey(ORIGIN, key.credential_id, account).call()
+        )
+
+    # Uninstalling while keys remain is refused.
+    receipt = by_session_key(
+        self_calls(harness, account, ("uninstallModule", [1, webauthn, passkeys()]))
+    )
+    assert revert_selector(harness, receipt) == keccak(text="KeysRemaining(uint256)")[:4]
+    assert harness.validator.functions.keyCount(account).call() == 1
+
+    # Listing every key uninstalls it and clears them; reinstalled, the old passkey is no key.
+    by_session_key(
+        self_calls(harness, account, ("uninstallModule", [1, webauthn, passkeys(passkey)]))
+    )
+    assert not harness.account(account).functions.isModuleInstalled(1, webauthn, b"").call()
+    assert key_of(passkey) == [b"\0" * 32] * 2
+    by_session_key(self_calls(harness, account, ("installModule", [1, webauthn, b""])))
+    assert harness.account(account).functions.isModuleInstalled(1, webauthn, b"").call()
+    op, _ = harness.sign(
+        harness.sponsor(harness.build(account, userops.execute_call_data(target=RECIPIENT))),
+        passkey,
+    )
+    assert harness.simulate_failure(op) == OpFailure(reason="AA24 signature error")
+
+    # A key added now, then an unlink (whose failing onUninstall is ignored) leaves it behind:
+    # reinstalling is refused until the account removes it.
+    phone = SoftwarePasskey(origin=ORIGIN)
+    add = harness.validator.encode_abi(
+        "addValidationKey",
+        args=[phone.credential_id, [k.to_bytes(32, "big") for k in phone.public_key], ORIGIN],
+    )
+    by_session_key(userops.execute_call_data(target=webauthn, data=bytes.fromhex(add[2:])))
+    receipt = by_session_key(
+        self_calls(harness, account, ("unlinkModule", [1, webauthn, passkeys()]))
+    )
+    unlinked = (
+        harness.account(account).events.ModuleUnlinked().process_receipt(receipt, errors=DISCARD)
+    )
+    assert unlinked and unlinked[0]["args"]["module"] == webauthn
+    assert key_of(phone) != [b"\0" * 32] * 2
+    receipt = by_session_key(self_calls(harness, account, ("installModule", [1, webauthn, b""])))
+    assert revert_selector(harness, receipt) == keccak(text="AlreadyInitialized(address)")[:4]
+    remove = harness.validator.encode_abi("removeValidationKey", args=[phone.credential_id, ORIGIN])
+    install = harness.account(account).encode_abi("installModule", args=[1, webauthn, b""])
+    by_session_key(
+        userops.execute_batch_call_data(
+            calls=[
+                userops.Call(target=webauthn, data=bytes.fromhex(remove[2:])),
+                userops.Call(target=account, data=bytes.fromhex(install[2:])),
+            ]
+        )
+    )
+    assert harness.account(account).functions.isModuleInstalled(1, webauthn, b"").call()
+    assert key_of(phone) == [b"\0" * 32] * 2
+    op, _ = harness.sign(
+        harness.sponsor(harness.build(account, userops.execute_call_data(target=RECIPIENT))),
+        phone,
+    )
+    assert harness.simulate_failure(op) == OpFailure(reason="AA24 signature error")

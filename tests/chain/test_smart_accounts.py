@@ -119,7 +119,7 @@ def test_sign_up_opens_and_deploys_the_account(
     assert w3.eth.get_code(Web3.to_checksum_address(account.address)) == b""
     factory = contract(w3, "MSAFactory", pipeline_chain["MSAFactory"])
     predicted = factory.functions.predictAccountAddress(
-        account.deployer, bytes.fromhex(account.salt[2:]), bytes(account.init_data)
+        bytes.fromhex(account.salt[2:]), bytes(account.init_data)
     ).call()
     assert predicted == account.address
 

@@ -131,9 +131,7 @@ def test_browser_passkey_signature_is_accepted_on_chain(
             )
         ],
     )
-    account = harness.factory.functions.predictAccountAddress(
-        harness.relayer.address, b"\x01" * 32, init_data
-    ).call()
+    account = harness.factory.functions.predictAccountAddress(b"\x01" * 32, init_data).call()
     harness.sender.transact(harness.factory, "deployAccount", b"\x01" * 32, init_data)
     harness.sender.send(to=account, value=MAX_SIGNATURES)  # the 1-wei transfers, not gas
 

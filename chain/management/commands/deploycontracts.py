@@ -9,17 +9,27 @@ from chain.devtools import deploy
 
 class Command(BaseCommand):
     help = (
-        "Deploy the EntryPoint (unless CHAIN_ENTRYPOINT_ADDRESS), account implementation, factory, "
-        "WebAuthnValidator and SponsorPaymaster to CHAIN_RPC_URL, fund the paymaster deposit and "
-        "record the addresses. Idempotent."
+        "Deploy the canonical EntryPoint v0.8 (dev chain only; required elsewhere), the account "
+        "implementation and beacon, factory, WebAuthnValidator and SponsorPaymaster to "
+        "CHAIN_RPC_URL, fund the paymaster deposit and record the addresses. Idempotent."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--rpc-url", default=None, help="default: CHAIN_RPC_URL")
+        parser.add_argument(
+            "--upgrade-accounts",
+            action="store_true",
+            help="Point the account beacon at this build's ModularSmartAccount (upgrades every "
+            "account; the deployer key must own the beacon).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            result = services.deploy_contracts(rpc_url=options["rpc_url"], log=self.stdout.write)
+            result = services.deploy_contracts(
+                rpc_url=options["rpc_url"],
+                upgrade_accounts=options["upgrade_accounts"],
+                log=self.stdout.write,
+            )
         except deploy.DeploymentError as exc:
             raise CommandError(str(exc)) from exc
         path = services.deployments_file(settings.CHAIN_ID)
