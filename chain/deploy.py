@@ -28,6 +28,8 @@ CONTRACT_NAMES = (
     "MSAFactory",
     "WebAuthnValidator",
     "SponsorPaymaster",
+    "EOAKeyValidator",
+    "GuardianExecutor",
 )
 
 
@@ -107,7 +109,7 @@ def deploy_all(
         "ModularSmartAccount", init_code("ModularSmartAccount", ["address"], [entry_point])
     )
     step("MSAFactory", init_code("MSAFactory", ["address"], [implementation]))
-    step("WebAuthnValidator", init_code("WebAuthnValidator", [], []))
+    webauthn_validator = step("WebAuthnValidator", init_code("WebAuthnValidator", [], []))
     paymaster = step(
         "SponsorPaymaster",
         init_code(
@@ -115,6 +117,13 @@ def deploy_all(
             ["address", "address", "address"],
             [entry_point, sender.address, to_checksum_address(sponsor_address)],
         ),
+    )
+
+    # Guardian recovery: the executor adds keys to these two validators (never removes any).
+    eoa_validator = step("EOAKeyValidator", init_code("EOAKeyValidator", [], []))
+    step(
+        "GuardianExecutor",
+        init_code("GuardianExecutor", ["address", "address"], [webauthn_validator, eoa_validator]),
     )
 
     entry_point_contract = contract(w3, "EntryPoint", entry_point)

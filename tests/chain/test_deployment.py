@@ -35,8 +35,8 @@ def test_deploycontracts_deploys_once_and_records_the_addresses(
     call_command("deploycontracts", rpc_url=fresh_anvil.url)
     first = capsys.readouterr().out
     assert (
-        "deployed: EntryPoint, ModularSmartAccount, MSAFactory, WebAuthnValidator, SponsorPaymaster"
-        in first
+        "deployed: EntryPoint, ModularSmartAccount, MSAFactory, WebAuthnValidator,"
+        " SponsorPaymaster, EOAKeyValidator, GuardianExecutor;" in first
     )
 
     recorded = json.loads((tmp_path / "31337.json").read_text())
@@ -48,6 +48,10 @@ def test_deploycontracts_deploys_once_and_records_the_addresses(
     entry_point = contract(w3, "EntryPoint", recorded["EntryPoint"])
     deposit = entry_point.functions.balanceOf(recorded["SponsorPaymaster"]).call()
     assert deposit == settings.CHAIN_PAYMASTER_DEPOSIT_WEI
+    # The guardian executor adds keys to the portal's own validators.
+    executor = contract(w3, "GuardianExecutor", recorded["GuardianExecutor"])
+    assert executor.functions.WEBAUTHN_VALIDATOR().call() == recorded["WebAuthnValidator"]
+    assert executor.functions.EOA_VALIDATOR().call() == recorded["EOAKeyValidator"]
     block = w3.eth.block_number
 
     call_command("deploycontracts", rpc_url=fresh_anvil.url)
@@ -62,6 +66,13 @@ def test_addresses_are_deterministic(addresses: dict[str, str]) -> None:
     assert addresses["EntryPoint"] == entry_point
     assert addresses["WebAuthnValidator"] == deploy.create2_address(
         deploy.init_code("WebAuthnValidator", [], [])
+    )
+    assert addresses["GuardianExecutor"] == deploy.create2_address(
+        deploy.init_code(
+            "GuardianExecutor",
+            ["address", "address"],
+            [addresses["WebAuthnValidator"], addresses["EOAKeyValidator"]],
+        )
     )
 
 

@@ -9,8 +9,8 @@ from chain import deploy, services
 class Command(BaseCommand):
     help = (
         "Deploy the EntryPoint (unless CHAIN_ENTRYPOINT_ADDRESS), account implementation, factory, "
-        "WebAuthnValidator and SponsorPaymaster to CHAIN_RPC_URL, fund the paymaster deposit and "
-        "record the addresses. Idempotent."
+        "WebAuthnValidator, SponsorPaymaster, EOAKeyValidator and GuardianExecutor to "
+        "CHAIN_RPC_URL, fund the paymaster deposit and record the addresses. Idempotent."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
