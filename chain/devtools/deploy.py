@@ -60,6 +60,8 @@ CONTRACT_NAMES = (
     "MSAFactory",
     "WebAuthnValidator",
     "SponsorPaymaster",
+    "EOAKeyValidator",
+    "GuardianExecutor",
 )
 
 
@@ -208,7 +210,7 @@ def deploy_all(
             )
     result.addresses["ModularSmartAccount"] = current
     step("MSAFactory", init_code("MSAFactory", ["address"], [beacon_address]))
-    step("WebAuthnValidator", init_code("WebAuthnValidator", [], []))
+    webauthn_validator = step("WebAuthnValidator", init_code("WebAuthnValidator", [], []))
     paymaster = step(
         "SponsorPaymaster",
         init_code(
@@ -216,6 +218,13 @@ def deploy_all(
             ["address", "address", "address"],
             [entry_point, sender.address, to_checksum_address(sponsor_address)],
         ),
+    )
+
+    # Guardian recovery: the executor adds keys to these two validators (never removes any).
+    eoa_validator = step("EOAKeyValidator", init_code("EOAKeyValidator", [], []))
+    step(
+        "GuardianExecutor",
+        init_code("GuardianExecutor", ["address", "address"], [webauthn_validator, eoa_validator]),
     )
 
     entry_point_contract = contract(w3, "EntryPoint", entry_point)

@@ -37,7 +37,7 @@ def test_deploycontracts_deploys_once_and_records_the_addresses(
     first = capsys.readouterr().out
     assert (
         "deployed: EntryPoint, ModularSmartAccount, AccountBeacon, MSAFactory, WebAuthnValidator, "
-        "SponsorPaymaster" in first
+        "SponsorPaymaster, EOAKeyValidator, GuardianExecutor" in first
     )
     assert "P256VERIFY" not in first  # anvil has the precompile
 
@@ -50,6 +50,10 @@ def test_deploycontracts_deploys_once_and_records_the_addresses(
     entry_point = contract(w3, "EntryPoint", recorded["EntryPoint"])
     deposit = entry_point.functions.balanceOf(recorded["SponsorPaymaster"]).call()
     assert deposit == settings.CHAIN_PAYMASTER_DEPOSIT_WEI
+    # The guardian executor adds keys to the portal's own validators.
+    executor = contract(w3, "GuardianExecutor", recorded["GuardianExecutor"])
+    assert executor.functions.WEBAUTHN_VALIDATOR().call() == recorded["WebAuthnValidator"]
+    assert executor.functions.EOA_VALIDATOR().call() == recorded["EOAKeyValidator"]
     block = w3.eth.block_number
 
     call_command("deploycontracts", rpc_url=fresh_anvil.url)
@@ -72,6 +76,13 @@ def test_addresses_are_deterministic(addresses: dict[str, str], w3: Web3) -> Non
     )
     assert addresses["WebAuthnValidator"] == deploy.create2_address(
         deploy.init_code("WebAuthnValidator", [], [])
+    )
+    assert addresses["GuardianExecutor"] == deploy.create2_address(
+        deploy.init_code(
+            "GuardianExecutor",
+            ["address", "address"],
+            [addresses["WebAuthnValidator"], addresses["EOAKeyValidator"]],
+        )
     )
 
 

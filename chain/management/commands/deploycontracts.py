@@ -10,7 +10,8 @@ from chain.devtools import deploy
 class Command(BaseCommand):
     help = (
         "Deploy the canonical EntryPoint v0.8 (dev chain only; required elsewhere), the account "
-        "implementation and beacon, factory, WebAuthnValidator and SponsorPaymaster to "
+        "implementation and beacon, factory, WebAuthnValidator, SponsorPaymaster, EOAKeyValidator "
+        "and GuardianExecutor to "
         "CHAIN_RPC_URL, fund the paymaster deposit and record the addresses. Idempotent."
     )
 
