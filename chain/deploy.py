@@ -28,6 +28,7 @@ CONTRACT_NAMES = (
     "MSAFactory",
     "WebAuthnValidator",
     "SponsorPaymaster",
+    "SessionKeyValidator",
 )
 
 
@@ -116,6 +117,7 @@ def deploy_all(
             [entry_point, sender.address, to_checksum_address(sponsor_address)],
         ),
     )
+    step("SessionKeyValidator", init_code("SessionKeyValidator", [], []))
 
     entry_point_contract = contract(w3, "EntryPoint", entry_point)
     balance = int(entry_point_contract.functions.balanceOf(paymaster).call())

@@ -383,3 +383,12 @@ class PipelineKit:
 @pytest.fixture
 def pipeline_kit(w3: Web3, pipeline_chain: dict[str, str]) -> PipelineKit:
     return PipelineKit(w3=w3, addresses=pipeline_chain)
+
+
+# Session-key fixtures (sh, session_account, test_contracts).
+from tests.chain.session_fixtures import (  # noqa: E402, F401
+    session_account,
+    sh,
+    test_contract_artifacts,
+    test_contracts,
+)

@@ -35,8 +35,8 @@ def test_deploycontracts_deploys_once_and_records_the_addresses(
     call_command("deploycontracts", rpc_url=fresh_anvil.url)
     first = capsys.readouterr().out
     assert (
-        "deployed: EntryPoint, ModularSmartAccount, MSAFactory, WebAuthnValidator, SponsorPaymaster"
-        in first
+        "deployed: EntryPoint, ModularSmartAccount, MSAFactory, WebAuthnValidator, "
+        "SponsorPaymaster, SessionKeyValidator" in first
     )
 
     recorded = json.loads((tmp_path / "31337.json").read_text())
@@ -62,6 +62,9 @@ def test_addresses_are_deterministic(addresses: dict[str, str]) -> None:
     assert addresses["EntryPoint"] == entry_point
     assert addresses["WebAuthnValidator"] == deploy.create2_address(
         deploy.init_code("WebAuthnValidator", [], [])
+    )
+    assert addresses["SessionKeyValidator"] == deploy.create2_address(
+        deploy.init_code("SessionKeyValidator", [], [])
     )
 
 
