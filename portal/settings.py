@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "accounts",
     "passkeys",
     "chain",
+    "sessionkeys",
 ]
 
 MIDDLEWARE = [
