@@ -991,3 +991,48 @@ def test_existing_accounts_install_the_validator_with_a_passkey(
     op, _ = sh.sign(sh.sponsor(sh.build(address, call_data, call_gas_limit=300_000)), passkey)
     sh.submit(op)
     assert sh.sessions.functions.isInitialized(address).call() is True
+
+
+def test_registry_vets_executor_and_fallback_calls(
+    sh: SessionHarness, session_account: str, test_contracts: dict[str, Contract]
+) -> None:
+    registry = test_contracts["MockRegistry"]
+    executor, fallback = test_contracts["MockExecutor"], test_contracts["MockFallback"]
+    who_called = selector("whoCalled()")
+    install = selector("installModule(uint256,address,bytes)")
+    for module_type, module, data in [
+        (2, executor.address, b""),
+        (3, fallback.address, who_called + b"\x00"),
+    ]:
+        sh.send_as(
+            session_account,
+            session_account,
+            install + encode(["uint256", "address", "bytes"], [module_type, module, data]),
+        )
+    sh.send_as(
+        session_account,
+        session_account,
+        selector("setRegistry(address,address[],uint8)")
+        + encode(["address", "address[]", "uint8"], [registry.address, [], 0]),
+    )
+    handler = sh.w3.eth.contract(address=to_checksum_address(session_account), abi=fallback.abi)
+    assert handler.functions.whoCalled().call()[1] == session_account
+    sh.sender.transact(executor, "transfer", session_account, RECIPIENT, 3)
+    assert balance(sh, RECIPIENT) == 3
+    sh.sender.transact(registry, "refuse", executor.address)
+    sh.sender.transact(registry, "refuse", fallback.address)
+    with pytest.raises(RevertedCall) as refused:
+        sh.call_as(
+            RECIPIENT,
+            executor.address,
+            selector("transfer(address,address,uint256)")
+            + encode(["address", "address", "uint256"], [session_account, RECIPIENT, 1]),
+        )
+    assert refused.value.data == error(
+        "ModuleRefused(address,uint256)", ["address", "uint256"], [executor.address, 2]
+    )
+    with pytest.raises(RevertedCall) as refused:
+        sh.call_as(RECIPIENT, session_account, who_called)
+    assert refused.value.data == error(
+        "ModuleRefused(address,uint256)", ["address", "uint256"], [fallback.address, 3]
+    )
