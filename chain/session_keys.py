@@ -284,6 +284,23 @@ def encode_session_signature(
     return bytes.fromhex(to_checksum_address(validator)[2:]) + payload
 
 
+def decode_session_signature(signature: bytes) -> tuple[str, bytes, SessionSpec, list[int]]:
+    """(validator, ECDSA signature, spec, periodIds) of a session user operation's signature;
+    ValueError when it is not one."""
+    if len(signature) < 20:
+        raise ValueError("too short for a validator address")
+    try:
+        sig, spec, period_ids = decode(["bytes", SESSION_SPEC, "uint48[]"], signature[20:])
+    except Exception as exc:  # eth_abi raises several decoding errors
+        raise ValueError(f"not a session signature: {exc}") from exc
+    return (
+        to_checksum_address(signature[:20]),
+        bytes(sig),
+        SessionSpec.from_tuple(spec),
+        [int(i) for i in period_ids],
+    )
+
+
 def sign_session_operation(
     op: userops.PackedUserOperation,
     *,

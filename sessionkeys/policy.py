@@ -382,7 +382,7 @@ def evaluate_operation(
 
 def _signed_by(operation: Operation, signer: str) -> bool:
     signature = operation.signature or b""
-    if len(signature) != 65 or operation.user_op_hash is None:
+    if len(signature) != 65 or operation.user_op_hash is None or signature[64] not in (27, 28):
         return False
     s = int.from_bytes(signature[32:64], "big")
     if s > 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0:

@@ -238,7 +238,7 @@ contract SessionKeyValidator is IValidator, IERC165 {
             _checkCall(session, spec, target, value, callData, periodIds, account, range);
         } else {
             if (callData.length != 0) revert SessionLib.InvalidDataLength(callData.length, 0);
-            _checkTransfer(session, spec, target, value, periodIds[1], account, range);
+            _checkTransfer(session, spec, target, value, periodIds, account, range);
         }
 
         (address recovered, ECDSA.RecoverError error,) = ECDSA.tryRecover(userOpHash, signature);
@@ -330,7 +330,7 @@ contract SessionKeyValidator is IValidator, IERC165 {
         SessionLib.SessionSpec memory spec,
         address target,
         uint256 value,
-        uint48 periodId,
+        uint48[] memory periodIds,
         address account,
         SessionLib.TimeRange memory range
     ) private {
@@ -338,7 +338,7 @@ contract SessionKeyValidator is IValidator, IERC165 {
             SessionLib.TransferSpec memory policy = spec.transferPolicies[i];
             if (policy.target != target) continue;
             if (value > policy.maxValuePerUse) revert SessionLib.MaxValueExceeded(value, policy.maxValuePerUse);
-            session.transferValue[target].use(policy.valueLimit, value, periodId, account, range);
+            session.transferValue[target].use(policy.valueLimit, value, periodIds[1], account, range);
             return;
         }
         revert SessionLib.TransferPolicyViolated(target);

@@ -275,3 +275,19 @@ def test_usable_periods() -> None:
     # Periods of 0 or 1 s can never validate (empty window).
     assert policy.usable_periods(allowance(1, 1), now=NOW, expires_at=NOW + DAY) == 0
     assert policy.usable_periods(allowance(1, 0), now=NOW, expires_at=NOW + DAY) == 0
+
+
+def test_session_signatures_decode_back() -> None:
+    from chain import session_keys
+
+    s = spec(transfer_policies=(TransferSpec(target=RECIPIENT, max_value_per_use=1),))
+    encoded = session_keys.encode_session_signature(
+        validator=DAPP, signature=b"\x01" * 65, spec=s, period_ids=[3, 4]
+    )
+    assert session_keys.decode_session_signature(encoded) == (DAPP, b"\x01" * 65, s, [3, 4])
+    for junk in (b"", b"\x00" * 20, b"\x00" * 20 + b"\x01" * 40):
+        try:
+            session_keys.decode_session_signature(junk)
+        except ValueError:
+            continue
+        raise AssertionError(f"decoded {junk!r}")
