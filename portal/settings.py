@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "accounts",
     "passkeys",
     "chain",
+    "sessionkeys",
 ]
 
 MIDDLEWARE = [

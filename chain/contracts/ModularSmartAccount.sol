@@ -18,6 +18,7 @@ import {
     ERC1271_MAGIC,
     ERC1271_FAILED
 } from "./interfaces/IERC7579Module.sol";
+import {IERC7484Registry} from "./interfaces/IERC7484Registry.sol";
 
 /// @title ModularSmartAccount
 /// @notice ERC-4337 (EntryPoint v0.8) account with ERC-7579 validator, executor and fallback modules.
@@ -49,6 +50,9 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
     // keccak256(abi.encode(uint256(keccak256("modulemanager.storage.msa")) - 1)) & ~bytes32(uint256(0xff))
     bytes32 private constant MODULE_STORAGE = 0xe3a55571e8f241b58442871487cc151a8cb048bb4ad24e833467f724ec89a900;
 
+    // keccak256(abi.encode(uint256(keccak256("passkeyportal.msa.registry")) - 1)) & ~bytes32(uint256(0xff))
+    bytes32 private constant REGISTRY_STORAGE = 0x12994e8d0293cfc080a9637c05c1f6f4479be61bc80f398e85afe181af50bb00;
+
     bytes32 private constant PERSONAL_SIGN_TYPEHASH = keccak256("PersonalSign(bytes prefixed)");
 
     bytes1 private constant CALLTYPE_SINGLE = 0x00;
@@ -66,6 +70,7 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
     event ModuleUninstalled(uint256 indexed moduleTypeId, address indexed module);
     event ModuleUnlinked(uint256 indexed moduleTypeId, address indexed module, bytes error);
     event TryExecuteUnsuccessful(uint256 batchExecutionIndex, bytes result);
+    event ERC7484RegistryConfigured(address indexed registry);
 
     error AccountAccessUnauthorized();
     error AlreadyInstalled(address module);
@@ -187,6 +192,7 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
         returns (bytes[] memory returnData)
     {
         if (!_modules().executors.contains(msg.sender)) revert InvalidModule(msg.sender);
+        _checkRegistry(msg.sender, MODULE_TYPE_EXECUTOR);
         return _execute(mode, executionCalldata);
     }
 
@@ -266,6 +272,7 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
         payable
         onlyEntryPointOrSelf
     {
+        _checkRegistry(module, moduleTypeId);
         if (!IModule(module).isModuleType(moduleTypeId)) revert MismatchModuleTypeId(moduleTypeId);
         _install(moduleTypeId, module, initData);
     }
@@ -329,6 +336,35 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
 
     function getExecutors() external view returns (address[] memory) {
         return _modules().executors.values();
+    }
+
+    // ---------------------------------------------------------------- ERC-7484 registry
+
+    /// @notice Use `registry` (zero: none) to vet modules on install, executor calls and fallback calls;
+    /// the previous registry's attesters are cleared. Modules read it with {getRegistry} (a session may not
+    /// call it).
+    function setRegistry(IERC7484Registry registry, address[] calldata attesters, uint8 threshold)
+        external
+        onlyEntryPointOrSelf
+    {
+        IERC7484Registry previous = getRegistry();
+        if (address(previous) != address(0)) previous.trustAttesters(0, new address[](0));
+        assembly ("memory-safe") {
+            sstore(REGISTRY_STORAGE, registry)
+        }
+        if (address(registry) != address(0)) registry.trustAttesters(threshold, attesters);
+        emit ERC7484RegistryConfigured(address(registry));
+    }
+
+    function getRegistry() public view returns (IERC7484Registry registry) {
+        assembly ("memory-safe") {
+            registry := sload(REGISTRY_STORAGE)
+        }
+    }
+
+    function _checkRegistry(address module, uint256 moduleTypeId) private view {
+        IERC7484Registry registry = getRegistry();
+        if (address(registry) != address(0)) registry.check(module, moduleTypeId);
     }
 
     function _install(uint256 moduleTypeId, address module, bytes calldata initData) private {
@@ -427,6 +463,7 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
             }
             revert NoFallbackHandler(msg.sig);
         }
+        _checkRegistry(entry.handler, MODULE_TYPE_FALLBACK);
         bytes memory forwarded = abi.encodePacked(msg.data, msg.sender);
         bool success;
         bytes memory ret;

@@ -62,6 +62,7 @@ CONTRACT_NAMES = (
     "SponsorPaymaster",
     "EOAKeyValidator",
     "GuardianExecutor",
+    "SessionKeyValidator",
 )
 
 
@@ -226,6 +227,7 @@ def deploy_all(
         "GuardianExecutor",
         init_code("GuardianExecutor", ["address", "address"], [webauthn_validator, eoa_validator]),
     )
+    step("SessionKeyValidator", init_code("SessionKeyValidator", [], []))
 
     entry_point_contract = contract(w3, "EntryPoint", entry_point)
     balance = int(entry_point_contract.functions.balanceOf(paymaster).call())

@@ -76,11 +76,16 @@ class Harness:
         )
 
     def deploy_account(
-        self, passkey: SoftwarePasskey, *, salt: bytes | None = None
+        self,
+        passkey: SoftwarePasskey,
+        *,
+        salt: bytes | None = None,
+        init_data: bytes | None = None,
     ) -> tuple[str, TxReceipt]:
-        """Deploy an account whose validator holds `passkey` (the relayer calls the factory)."""
+        """Deploy an account whose validator holds `passkey` (the relayer calls the factory),
+        initialised with `account_init_data(passkey)` unless `init_data` is given."""
         salt = salt or os.urandom(32)
-        init_data = self.account_init_data(passkey)
+        init_data = self.account_init_data(passkey) if init_data is None else init_data
         address = self.factory.functions.predictAccountAddress(salt, init_data).call()
         receipt = self.sender.transact(self.factory, "deployAccount", salt, init_data)
         return to_checksum_address(address), receipt

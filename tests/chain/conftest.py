@@ -54,6 +54,10 @@ def _evm_snapshot(request: pytest.FixtureRequest) -> Iterator[None]:
     snapshot = devnet.rpc(node.url, "evm_snapshot")
     yield
     devnet.rpc(node.url, "evm_revert", [snapshot])
+    # anvil keeps a base fee a test forced (anvil_setNextBlockBaseFeePerGas) across the revert:
+    # bring the next block's back to the restored head's.
+    head = devnet.rpc(node.url, "eth_getBlockByNumber", ["latest", False])
+    devnet.rpc(node.url, "anvil_setNextBlockBaseFeePerGas", [head["baseFeePerGas"]])
 
 
 @pytest.fixture
@@ -298,3 +302,12 @@ class PipelineKit:
 @pytest.fixture
 def pipeline_kit(w3: Web3, pipeline_chain: dict[str, str]) -> PipelineKit:
     return PipelineKit(w3=w3, addresses=pipeline_chain)
+
+
+# Session-key fixtures (sh, session_account, test_contracts).
+from tests.chain.session_fixtures import (  # noqa: E402, F401
+    session_account,
+    sh,
+    test_contract_artifacts,
+    test_contracts,
+)

@@ -37,7 +37,7 @@ def test_deploycontracts_deploys_once_and_records_the_addresses(
     first = capsys.readouterr().out
     assert (
         "deployed: EntryPoint, ModularSmartAccount, AccountBeacon, MSAFactory, WebAuthnValidator, "
-        "SponsorPaymaster, EOAKeyValidator, GuardianExecutor" in first
+        "SponsorPaymaster, EOAKeyValidator, GuardianExecutor, SessionKeyValidator" in first
     )
     assert "P256VERIFY" not in first  # anvil has the precompile
 
@@ -83,6 +83,9 @@ def test_addresses_are_deterministic(addresses: dict[str, str], w3: Web3) -> Non
             ["address", "address"],
             [addresses["WebAuthnValidator"], addresses["EOAKeyValidator"]],
         )
+    )
+    assert addresses["SessionKeyValidator"] == deploy.create2_address(
+        deploy.init_code("SessionKeyValidator", [], [])
     )
 
 
