@@ -56,7 +56,7 @@ def _evm_snapshot(request: pytest.FixtureRequest) -> Iterator[None]:
     devnet.rpc(node.url, "evm_revert", [snapshot])
     # anvil keeps a base fee a test forced (anvil_setNextBlockBaseFeePerGas) across the revert:
     # bring the next block's back to the restored head's.
-    head = devnet.rpc(node.url, "eth_getBlockByNumber", ["latest", False])
+    head: Any = devnet.rpc(node.url, "eth_getBlockByNumber", ["latest", False])
     devnet.rpc(node.url, "anvil_setNextBlockBaseFeePerGas", [head["baseFeePerGas"]])
 
 
