@@ -682,10 +682,11 @@ def set_lockdown(
 
 
 def _queue(task_name: str, **kwargs: Any) -> None:
-    from portal.celery import app
+    from domains import tasks
 
+    task = getattr(tasks, task_name.rpartition(".")[2])
     try:
-        app.send_task(task_name, kwargs=kwargs)
+        task.delay(**kwargs)
     except Exception as exc:  # the broker is down: the alert is in the database and the console
         logger.warning("could not queue %s: %s", task_name, exc)
 

@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("passkeys.manage_api_urls")),
     path("api/v1/", include("chain.api_urls")),
+    path("api/v1/", include("domains.api_urls")),
+    path("console/", include("domains.urls")),
     path("", include("passkeys.urls")),
     path("", include("accounts.urls")),
 ]

@@ -57,3 +57,30 @@ def open_alerts(signal: str | None = None) -> list[Alert]:
 
 
 SIGNALS = list(Signal.values)
+
+
+def raised_once_then_closed(
+    *,
+    watch: Callable[..., Any],
+    signal: str,
+    kind: str,
+    change: Callable[[], object],
+    revert: Callable[[], object],
+    severity: str = "critical",
+) -> Alert:
+    """Make the change, watch twice (one alert, not two), revert it, watch: the alert is closed."""
+    change()
+    watch([signal])
+    watch([signal])
+    raised = list(Alert.objects.filter(signal=signal, kind=kind))
+    assert len(raised) == 1, [(a.kind, a.summary) for a in Alert.objects.all()]
+    alert = raised[0]
+    assert alert.status == "open" and alert.severity == severity, (alert.status, alert.severity)
+    others = [a.kind for a in open_alerts() if a.pk != alert.pk]
+    assert others == [], f"the change raised more than {kind}: {others}"
+    revert()
+    watch([signal])
+    alert.refresh_from_db()
+    assert alert.status == "closed" and alert.closed_reason == "reverted", alert.closed_reason
+    assert open_alerts() == []
+    return alert
