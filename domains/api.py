@@ -41,7 +41,7 @@ def _domain(name: str) -> WatchedDomain:
 
 
 class SignalSerializer(serializers.Serializer[Any]):
-    signal = serializers.CharField()  # type: ignore[assignment]
+    signal = serializers.CharField()
     state = serializers.ChoiceField(choices=["ok", "warning", "critical", "unknown", "stale"])
     summary = serializers.CharField()
     last_run_at = serializers.DateTimeField(allow_null=True)
@@ -54,7 +54,7 @@ class SignalSerializer(serializers.Serializer[Any]):
 
 class DomainSummarySerializer(serializers.Serializer[Any]):
     name = serializers.CharField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     states = serializers.DictField(child=serializers.CharField(), help_text="signal → state")
     open_alerts = serializers.IntegerField()
 
