@@ -99,7 +99,9 @@ def test_approve_the_baseline(
         ["rdap", "dns", "tls", "ct", "content", "wellknown", "hsts", "onchain"]
     )
     assert Baseline.objects.filter(status="approved").count() == 8
-    assert AuditEvent.objects.get(kind="domain_baseline_approved").user.username == "opal"
+    assert AuditEvent.objects.get(kind="domain_baseline_approved").user == User.objects.get(
+        username="opal"
+    )
     detail = api_client.get(f"/api/v1/admin/domains/{DOMAIN}", headers=staff).json()
     assert {s["state"] for s in detail["signals"]} == {"ok"}
     assert all(s["baseline"]["approved_by"] == "opal" for s in detail["signals"])
@@ -177,7 +179,7 @@ def test_lockdown_switch(api_client: APIClient, staff: dict[str, str]) -> None:
     )
     assert on.status_code == 200
     assert on.json() == {"enabled": True, "reason": "registrar says a transfer is pending"}
-    assert Lockdown.objects.get().changed_by.username == "opal"
+    assert Lockdown.objects.get().changed_by == User.objects.get(username="opal")
     off = api_client.post(
         "/api/v1/admin/lockdown", {"enabled": False, "reason": ""}, format="json", headers=staff
     )

@@ -58,7 +58,7 @@ def test_a_critical_alert_is_mailed_and_posted_with_retries(
         "registration_status_changed",
         "critical",
     )
-    payload, signature, raw = hook[1]
+    _, signature, raw = hook[1]
     expected = hmac.new(b"hook-secret", raw, hashlib.sha256).hexdigest()
     assert signature == f"sha256={expected}"
     subjects = [m.subject for m in mail.outbox]
@@ -109,9 +109,12 @@ def test_the_default_watch_is_the_rp_id_unless_localhost() -> None:
     def watched(rp_id: str) -> str:
         env = {**os.environ, "PORTAL_RP_ID": rp_id}
         env.pop("DOMAINS_WATCH", None)
-        code = "import django; django.setup(); from django.conf import settings; print(settings.DOMAINS_WATCH)"
+        code = (
+            "import django; django.setup(); "
+            "from django.conf import settings; print(settings.DOMAINS_WATCH)"
+        )
         env["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-        return subprocess.run(
+        return subprocess.run(  # noqa: S603 - our own interpreter
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
         ).stdout.strip()
 
