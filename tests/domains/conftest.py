@@ -84,3 +84,12 @@ def raised_once_then_closed(
     assert alert.status == "closed" and alert.closed_reason == "reverted", alert.closed_reason
     assert open_alerts() == []
     return alert
+
+
+@pytest.fixture
+def staff_client(operator: Any) -> Any:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(operator)
+    return client
