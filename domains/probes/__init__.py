@@ -80,13 +80,17 @@ def rdap_base_url(domain: str, *, now: datetime) -> str:
     return best[1] if best[1].endswith("/") else best[1] + "/"
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _registrar(data: dict[str, Any]) -> tuple[str, str]:
-    for entity in data.get("entities", []) or []:
-        if "registrar" not in (entity.get("roles") or []):
+    for entity in _list(data.get("entities")):
+        if not isinstance(entity, dict) or "registrar" not in _list(entity.get("roles")):
             continue
         iana_id = ""
-        for public_id in entity.get("publicIds", []) or []:
-            if "iana" in str(public_id.get("type", "")).lower():
+        for public_id in _list(entity.get("publicIds")):
+            if isinstance(public_id, dict) and "iana" in str(public_id.get("type", "")).lower():
                 iana_id = str(public_id.get("identifier", ""))
         name = entity.get("handle", "")
         vcard = entity.get("vcardArray")
@@ -104,21 +108,21 @@ def observe_rdap(domain: str, context: ProbeContext) -> dict[str, Any]:
         raise ProbeError("RDAP answer is not an object")
     events = {
         str(e.get("eventAction", "")).lower(): str(e.get("eventDate", ""))
-        for e in data.get("events", []) or []
+        for e in _list(data.get("events"))
         if isinstance(e, dict)
     }
     iana_id, registrar_name = _registrar(data)
-    secure = data.get("secureDNS") or {}
+    secure = data.get("secureDNS") if isinstance(data.get("secureDNS"), dict) else {}
     return {
         "registrar_iana_id": iana_id,
         "registrar": registrar_name,
-        "statuses": sorted({str(s).lower() for s in data.get("status", []) or []}),
+        "statuses": sorted({str(s).lower() for s in _list(data.get("status"))}),
         "expires_at": events.get("expiration", ""),
         "registered_at": events.get("registration", ""),
         "last_changed": events.get("last changed", ""),
         "nameservers": sorted(
             str(ns.get("ldhName", "")).lower().rstrip(".")
-            for ns in data.get("nameservers", []) or []
+            for ns in _list(data.get("nameservers"))
             if isinstance(ns, dict)
         ),
         "dnssec_delegation": bool(secure.get("delegationSigned", False)),
