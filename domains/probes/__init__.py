@@ -112,7 +112,8 @@ def observe_rdap(domain: str, context: ProbeContext) -> dict[str, Any]:
         if isinstance(e, dict)
     }
     iana_id, registrar_name = _registrar(data)
-    secure = data.get("secureDNS") if isinstance(data.get("secureDNS"), dict) else {}
+    secure = data.get("secureDNS")
+    secure = secure if isinstance(secure, dict) else {}
     return {
         "registrar_iana_id": iana_id,
         "registrar": registrar_name,
