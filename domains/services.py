@@ -204,7 +204,7 @@ def _findings(*, check: Check, value: dict[str, Any], now: datetime) -> list[rul
     return rules.RULES[check.signal](value, base, now)  # type: ignore[index]
 
 
-def evaluate(*, check: Check, now: datetime) -> None:
+def evaluate(*, check: Check, now: datetime, close_reason: str = "reverted") -> None:
     """Compare the latest observation with the approved baseline and apply the findings."""
     latest = selectors.latest_observation(check)
     if latest is None:
@@ -219,7 +219,7 @@ def evaluate(*, check: Check, now: datetime) -> None:
     findings = _findings(check=check, value=latest.value, now=now)
     if _apply_expected_changes(check=check, findings=findings, observation=latest, now=now):
         findings = _findings(check=check, value=latest.value, now=now)
-    apply_findings(check=check, findings=findings, now=now)
+    apply_findings(check=check, findings=findings, now=now, close_reason=close_reason)
     worst = max((rules.severity_rank(f.severity) for f in findings), default=0)
     if worst >= rules.severity_rank(Severity.HIGH):
         check.state = Check.State.CRITICAL
@@ -284,7 +284,9 @@ def _touch_open_alerts(*, check: Check, now: datetime) -> None:
         _maybe_renotify(alert=alert, now=now)
 
 
-def apply_findings(*, check: Check, findings: list[rules.Finding], now: datetime) -> None:
+def apply_findings(
+    *, check: Check, findings: list[rules.Finding], now: datetime, close_reason: str = "reverted"
+) -> None:
     """The flip model: a finding without an open alert of its fingerprint raises one; an open
     alert of this check whose finding is gone is closed (the change was reverted or approved)."""
     current = set()
@@ -303,7 +305,7 @@ def apply_findings(*, check: Check, findings: list[rules.Finding], now: datetime
     for alert in Alert.objects.filter(
         domain=check.domain, signal=check.signal, status=Alert.Status.OPEN
     ).exclude(fingerprint__in=current):
-        close_alert(alert=alert, reason="reverted", now=now)
+        close_alert(alert=alert, reason=close_reason, now=now)
 
 
 def raise_alert(*, check: Check, finding: rules.Finding, fingerprint: str, now: datetime) -> Alert:
@@ -435,19 +437,7 @@ def approve_baseline(
     if not approved:
         raise Conflict("nothing_to_approve", "No check of this domain has observed anything yet.")
     for check in Check.objects.filter(domain=domain, signal__in=approved):
-        for alert in Alert.objects.filter(
-            domain=domain, signal=check.signal, status=Alert.Status.OPEN
-        ):
-            # An approved value is no longer a change: alerts comparing against the old baseline go.
-            if alert.kind not in (
-                "expiry_near",
-                "hsts_missing",
-                "check_stale",
-                "origin_unexpected",
-                "key_burst",
-            ):
-                close_alert(alert=alert, reason="baseline_approved", now=now)
-        evaluate(check=check, now=now)
+        evaluate(check=check, now=now, close_reason="baseline_approved")
     record_event(
         kind=AuditEvent.Kind.DOMAIN_BASELINE_APPROVED,
         user=actor,

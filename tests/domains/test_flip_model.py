@@ -170,3 +170,19 @@ def test_a_different_change_than_the_expected_one_alerts(
     watch(["dns"])
     assert Alert.objects.get().kind == "address_changed"
     assert ExpectedChange.objects.get().used_at is None
+
+
+def test_approval_does_not_reopen_what_it_cannot_explain(
+    world: World, baselined: WatchedDomain, watch: Any, operator: Any
+) -> None:
+    world.serve_everywhere(world.rogue_ca.issue_cert(DOMAIN))
+    watch(["tls"])
+    unknown = Alert.objects.get(kind="certificate_unknown")
+
+    approve_baseline(domain=baselined, actor=operator, client=None)
+
+    # The new key is approved; a certificate that does not verify is still a finding: same alert.
+    assert Alert.objects.get(kind="tls_key_changed").closed_reason == "baseline_approved"
+    assert list(Alert.objects.filter(kind="certificate_unknown")) == [unknown]
+    unknown.refresh_from_db()
+    assert unknown.status == "open"
