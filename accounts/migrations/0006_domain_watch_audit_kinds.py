@@ -4,15 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0005_more_audit_event_kinds'),
+        ("accounts", "0005_more_audit_event_kinds"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='kind',
-            field=models.CharField(choices=[('signup', 'Signed up'), ('login_succeeded', 'Signed in'), ('login_failed', 'Sign-in refused'), ('reauthenticated', 'Confirmed with a passkey'), ('passkey_added', 'Passkey added'), ('passkey_renamed', 'Passkey renamed'), ('passkey_deleted', 'Passkey deleted'), ('logout', 'Signed out'), ('token_revoked', 'API token revoked'), ('counter_anomaly', 'Possible cloned authenticator'), ('operation_approved', 'Chain operation approved'), ('operation_refused', 'Chain operation approval refused'), ('staff_changed', 'Admin rights changed'), ('profile_updated', 'Display name or email changed'), ('domain_watch_changed', 'Watched domains changed'), ('domain_baseline_approved', 'Domain baseline approved'), ('domain_change_expected', 'Domain change pre-approved'), ('incident_changed', 'Domain incident status changed'), ('lockdown_changed', 'Lockdown turned on or off')], max_length=40),
+            model_name="auditevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("signup", "Signed up"),
+                    ("login_succeeded", "Signed in"),
+                    ("login_failed", "Sign-in refused"),
+                    ("reauthenticated", "Confirmed with a passkey"),
+                    ("passkey_added", "Passkey added"),
+                    ("passkey_renamed", "Passkey renamed"),
+                    ("passkey_deleted", "Passkey deleted"),
+                    ("logout", "Signed out"),
+                    ("token_revoked", "API token revoked"),
+                    ("counter_anomaly", "Possible cloned authenticator"),
+                    ("operation_approved", "Chain operation approved"),
+                    ("operation_refused", "Chain operation approval refused"),
+                    ("staff_changed", "Admin rights changed"),
+                    ("profile_updated", "Display name or email changed"),
+                    ("domain_watch_changed", "Watched domains changed"),
+                    ("domain_baseline_approved", "Domain baseline approved"),
+                    ("domain_change_expected", "Domain change pre-approved"),
+                    ("incident_changed", "Domain incident status changed"),
+                    ("lockdown_changed", "Lockdown turned on or off"),
+                ],
+                max_length=40,
+            ),
         ),
     ]
