@@ -24,6 +24,7 @@ static/vendor/.installed: node_modules/.installed
 	mkdir -p static/vendor
 	cp node_modules/@simplewebauthn/browser/dist/bundle/index.umd.min.js static/vendor/simplewebauthn-browser.umd.min.js
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/pico.min.css
+	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js
 	touch $@
 
 # Chromium and chromedriver from Debian's packages, for the browser tests.

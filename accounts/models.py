@@ -89,6 +89,11 @@ class AuditEvent(models.Model):
         OPERATION_REFUSED = "operation_refused", "Chain operation approval refused"
         STAFF_CHANGED = "staff_changed", "Admin rights changed"
         PROFILE_UPDATED = "profile_updated", "Display name or email changed"
+        DOMAIN_WATCH_CHANGED = "domain_watch_changed", "Watched domains changed"
+        DOMAIN_BASELINE_APPROVED = "domain_baseline_approved", "Domain baseline approved"
+        DOMAIN_CHANGE_EXPECTED = "domain_change_expected", "Domain change pre-approved"
+        INCIDENT_CHANGED = "incident_changed", "Domain incident status changed"
+        LOCKDOWN_CHANGED = "lockdown_changed", "Lockdown turned on or off"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

@@ -15,6 +15,7 @@ from accounts.models import AuditEvent, TokenReauthentication, User
 from accounts.tasks import send_security_email
 from portal.client_info import ClientInfo
 from portal.errors import PortalError
+from portal.guards import check_sensitive_action
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ def update_profile(
     A new email address is told to the old one too: someone who took over a session cannot
     quietly redirect the notices.
     """
+    if email is not None and email != user.email:
+        check_sensitive_action(action="account.email_change")
     changes: dict[str, Any] = {}
     previous_email = user.email
     if display_name is not None and display_name != user.display_name:

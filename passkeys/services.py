@@ -20,6 +20,7 @@ from passkeys.onchain import add_passkey_on_chain, open_account_for, remove_pass
 from passkeys.selectors import credential_descriptors
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
+from portal.guards import check_sensitive_action
 
 DEFAULT_PASSKEY_NAME = "Passkey"
 
@@ -210,6 +211,7 @@ def complete_reauthentication(
 
 def begin_passkey_registration(*, user: User, hints: list[str] | None = None) -> CeremonyOptions:
     """Options to add a passkey to a signed-in user; their passkeys are excluded."""
+    check_sensitive_action(action="passkey.add")
     ceremony = new_ceremony(purpose=Ceremony.Purpose.ADD_PASSKEY, user=user)
     options = webauthn.registration_options(
         challenge=bytes(ceremony.challenge),
@@ -230,6 +232,7 @@ def complete_passkey_registration(
     name: str | None,
     client: ClientInfo,
 ) -> Passkey:
+    check_sensitive_action(action="passkey.add")
     parsed = webauthn.parse_registration_credential(credential)
     ceremony = consume_ceremony(
         ceremony_id=ceremony_id, purpose=Ceremony.Purpose.ADD_PASSKEY, user=user
@@ -292,6 +295,7 @@ def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
 
     The user's passkeys are locked first, so two concurrent deletions cannot leave none.
     """
+    check_sensitive_action(action="passkey.remove")
     remaining = list(Passkey.objects.select_for_update().filter(user=user).order_by("pk"))
     passkey = next((p for p in remaining if p.pk == passkey_id), None)
     if passkey is None:

@@ -94,6 +94,41 @@ CHAIN_REPLACE_AFTER_SECONDS = env.int("CHAIN_REPLACE_AFTER_SECONDS", default=60)
 # How often beat runs the pipeline tick: expire, re-dispatch and track operations (seconds).
 CHAIN_TICK_SECONDS = env.float("CHAIN_TICK_SECONDS", default=2.0)
 
+# --- Domain watch (domains/) ------------------------------------------------------------------
+# Domains watched by the domain-ownership watch: the RP ID unless it is localhost, plus those added
+# in the console.
+DOMAINS_WATCH = env.list(
+    "DOMAINS_WATCH", default=[] if PORTAL_RP_ID in ("localhost", "127.0.0.1") else [PORTAL_RP_ID]
+)
+DOMAINS_SIGNALS = env.list(
+    "DOMAINS_SIGNALS",
+    default=["rdap", "dns", "tls", "ct", "content", "wellknown", "hsts", "onchain"],
+)
+DOMAINS_CHECK_SECONDS = env.int("DOMAINS_CHECK_SECONDS", default=300)
+DOMAINS_TIMEOUT_SECONDS = env.float("DOMAINS_TIMEOUT_SECONDS", default=10.0)
+# `host:port` of each resolver asked; empty: the system's resolvers.
+DOMAINS_DNS_RESOLVERS = env.list("DOMAINS_DNS_RESOLVERS", default=[])
+DOMAINS_RDAP_BOOTSTRAP_URL = env.str(
+    "DOMAINS_RDAP_BOOTSTRAP_URL", default="https://data.iana.org/rdap/dns.json"
+)
+# A Certificate Transparency monitor with Cert Spotter's API (https://api.certspotter.com);
+# empty: off.
+DOMAINS_CT_URL = env.str("DOMAINS_CT_URL", default="")
+DOMAINS_CT_API_KEY = env.str("DOMAINS_CT_API_KEY", default="")
+# Extra CA certificates (PEM) trusted for the watched domain, on top of the system store.
+DOMAINS_CA_FILE = env.str("DOMAINS_CA_FILE", default="")
+DOMAINS_HTTPS_PORT = env.int("DOMAINS_HTTPS_PORT", default=443)
+DOMAINS_CONTENT_PATHS = env.list("DOMAINS_CONTENT_PATHS", default=["/login", "/signup"])
+DOMAINS_ALERT_EMAILS = env.list("DOMAINS_ALERT_EMAILS", default=[])
+DOMAINS_WEBHOOK_URL = env.str("DOMAINS_WEBHOOK_URL", default="")
+DOMAINS_WEBHOOK_SECRET = env.str("DOMAINS_WEBHOOK_SECRET", default="")
+DOMAINS_WEBHOOK_RETRIES = env.int("DOMAINS_WEBHOOK_RETRIES", default=8)
+DOMAINS_RENOTIFY_SECONDS = env.int("DOMAINS_RENOTIFY_SECONDS", default=6 * 3600)
+DOMAINS_AUTO_LOCKDOWN = env.bool("DOMAINS_AUTO_LOCKDOWN", default=False)
+# A burst: at least this many passkeys added on chain across two or more accounts within the window.
+DOMAINS_KEY_BURST = env.int("DOMAINS_KEY_BURST", default=20)
+DOMAINS_KEY_BURST_SECONDS = env.int("DOMAINS_KEY_BURST_SECONDS", default=3600)
+
 # --- Django ----------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -113,6 +148,7 @@ INSTALLED_APPS = [
     "passkeys",
     "chain",
     "sessionkeys",
+    "domains",
 ]
 
 MIDDLEWARE = [
@@ -140,6 +176,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.guard_banners",
             ],
         },
     },
@@ -295,6 +332,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": timedelta(seconds=CHAIN_INDEXER_SECONDS),
         # A tick nobody picked up soon is worthless: the next one reads the same blocks.
         "options": {"expires": max(10.0, 5 * CHAIN_INDEXER_SECONDS)},
+    },
+    "watch-domains": {
+        "task": "domains.tasks.watch_domains",
+        "schedule": timedelta(seconds=DOMAINS_CHECK_SECONDS),
+        # A run nobody picked up within a period is worthless: the next one does the same.
+        "options": {"expires": DOMAINS_CHECK_SECONDS},
     },
     "chain-pipeline-tick": {
         "task": "chain.tasks.pipeline_tick",
