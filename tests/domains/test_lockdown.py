@@ -9,12 +9,12 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, User
+from chain.devtools.authenticator import SoftAuthenticator
 from domains.models import Lockdown
 from domains.services import set_lockdown
 from passkeys.models import Ceremony, Passkey
 from portal.errors import PortalError
 from portal.guards import SENSITIVE_ACTIONS, check_sensitive_action
-from tests.support.authenticator import SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
 
