@@ -31,6 +31,9 @@ Status = SmartAccount.Status
 
 DEPLOY_ACCOUNT = "deploy_account"
 REQUIRED_CONTRACTS = ("MSAFactory", "AccountBeacon", "WebAuthnValidator")
+# Installed with empty data at deployment when recorded on the chain, so that a new account can
+# grant session keys and name guardians without a module installation first.
+DEPLOYMENT_MODULES = ("SessionKeyValidator", "GuardianExecutor")
 
 # Sent when a deployment operation is confirmed and the account became `deployed`, with
 # `account=` (a SmartAccount).
@@ -101,9 +104,13 @@ def open_smart_account(
         logger.warning("no contracts recorded for chain %s: no smart account", settings.CHAIN_ID)
         return None
     salt = secrets.token_bytes(32)
+    extra = [contracts[name] for name in DEPLOYMENT_MODULES if name in contracts]
     init_data = userops.initialize_account_data(
-        modules=[contracts["WebAuthnValidator"]],
-        data=[validation_key_data(credential_id=credential_id, cose_public_key=cose_public_key)],
+        modules=[contracts["WebAuthnValidator"], *extra],
+        data=[
+            validation_key_data(credential_id=credential_id, cose_public_key=cose_public_key),
+            *(b"" for _ in extra),
+        ],
     )
     deployer = relayer_account().address
     account = SmartAccount.objects.create(

@@ -131,6 +131,10 @@ def test_sign_up_opens_and_deploys_the_account(
     assert w3.eth.get_code(Web3.to_checksum_address(account.address)) != b""
     passkey = Passkey.objects.get(user=alice.user)
     assert key_on_chain(w3, pipeline_chain, account.address, passkey) != [bytes(32), bytes(32)]
+    # Session keys (a validator) and guardians (an executor) need no installation later.
+    msa = contract(w3, "ModularSmartAccount", account.address)
+    assert msa.functions.isModuleInstalled(1, pipeline_chain["SessionKeyValidator"], b"").call()
+    assert msa.functions.isModuleInstalled(2, pipeline_chain["GuardianExecutor"], b"").call()
     index_chain()
     passkey.refresh_from_db()
     assert passkey.onchain == Passkey.OnChain.ACTIVE
