@@ -17,6 +17,7 @@ from web3.types import TxParams, TxReceipt
 
 from chain import artifacts
 from chain.selectors import deployment_address
+from portal.redaction import redact_urls
 
 
 class TransactionFailed(Exception):
@@ -26,7 +27,17 @@ class TransactionFailed(Exception):
 
 
 class ChainUnavailable(Exception):
-    """The RPC endpoint did not answer (or answered with a server error): try again later."""
+    """The RPC endpoint did not answer (or answered with a server error): try again later.
+
+    Its text is for people (stored as an operation's error, shown by the API): it never quotes the
+    transport's message, which holds the RPC URL and so a hosted provider's API key. `detail` is
+    for the server's log, with URLs redacted."""
+
+    PUBLIC_MESSAGE = "the chain's node did not answer; retrying"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(self.PUBLIC_MESSAGE)
+        self.detail = redact_urls(detail)
 
 
 def connect(rpc_url: str | None = None, *, timeout: float = 30) -> Web3:
@@ -55,7 +66,7 @@ def call_chain(function: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return function(*args, **kwargs)
     except (requests.RequestException, ConnectionError, TimeoutError) as exc:
-        raise ChainUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        raise ChainUnavailable(f"{type(exc).__name__}: {exc}") from None
 
 
 def contract(w3: Web3, name: str, address: str) -> Contract:

@@ -31,13 +31,19 @@ def _backoff(retries: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
 
 
+def _chain_unavailable(operation_id: int, exc: ChainUnavailable) -> None:
+    """The operation shows people a generic reason; the log keeps the (redacted) detail."""
+    logger.warning("operation %s: chain unavailable: %s", operation_id, exc.detail)
+    note_error(operation_id=operation_id, error=str(exc))
+
+
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def submit_operation(self: Task, operation_id: int) -> str:  # type: ignore[type-arg]
     """Send a signed operation, then follow it until it is final (or hand it to the tick)."""
     try:
         outcome = submit(operation_id=operation_id)
     except ChainUnavailable as exc:
-        note_error(operation_id=operation_id, error=str(exc))
+        _chain_unavailable(operation_id, exc)
         raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
     if outcome.pending:
         track_operation.apply_async((operation_id,), countdown=0.2)
@@ -50,7 +56,7 @@ def track_operation(self: Task, operation_id: int) -> str:  # type: ignore[type-
     try:
         outcome = track(operation_id=operation_id)
     except ChainUnavailable as exc:
-        note_error(operation_id=operation_id, error=str(exc))
+        _chain_unavailable(operation_id, exc)
         raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
     if outcome.pending and self.request.retries < MAX_POLLS:
         raise self.retry(countdown=_backoff(self.request.retries, base=0.25, cap=10.0))

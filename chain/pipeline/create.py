@@ -94,7 +94,7 @@ def create_user_operation(
         max_fee, priority = fees(w3)
         chain_now = int(call_chain(w3.eth.get_block, "latest")["timestamp"])
     except ChainUnavailable as exc:
-        logger.warning("create_user_operation: chain unavailable: %s", exc)
+        logger.warning("create_user_operation: chain unavailable: %s", exc.detail)
         raise chain_unavailable_error() from exc
     op = userops.build_user_operation(
         sender=sender,

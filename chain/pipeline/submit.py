@@ -17,6 +17,7 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from chain.client import ChainUnavailable, call_chain, node, relayer_account
 from chain.models import ChainOperation, RelayerAccount
 from chain.transitions import TransitionRefused, transition
+from portal.redaction import redact_urls
 
 logger = logging.getLogger(__name__)
 Status = ChainOperation.Status
@@ -175,7 +176,9 @@ def send(w3: Web3, operation_id: int, raw: bytes) -> None:
         if "already known" in lowered or "already imported" in lowered:
             return
         logger.warning("operation %s: send refused: %s", operation_id, message)
-        ChainOperation.objects.filter(pk=operation_id).update(last_error=message[:2000])
+        ChainOperation.objects.filter(pk=operation_id).update(
+            last_error=redact_urls(message)[:2000]
+        )
 
 
 def store_then_send(
@@ -261,4 +264,4 @@ def submit(*, operation_id: int) -> Outcome:
 
 def note_error(*, operation_id: int, error: str) -> None:
     """Show why an operation is waiting (the chain is unreachable, ...); its status is unchanged."""
-    ChainOperation.objects.filter(pk=operation_id).update(last_error=error[:2000])
+    ChainOperation.objects.filter(pk=operation_id).update(last_error=redact_urls(error)[:2000])

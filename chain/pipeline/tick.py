@@ -71,7 +71,7 @@ def tick() -> TickResult:
         try:
             track(operation_id=operation_id)
         except ChainUnavailable as exc:
-            logger.warning("pipeline tick: chain unavailable: %s", exc)
+            logger.warning("pipeline tick: chain unavailable: %s", exc.detail)
             break
         tracked += 1
     return TickResult(expired=expired, dispatched=dispatched, tracked=tracked)
