@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import AuditEvent, SmartAccount, User
 from chain.models import ChainOperation
@@ -27,6 +30,17 @@ def operation_of(*, user: User, operation_id: int) -> ChainOperation:
     if operation is None:
         raise NotFound("operation_not_found", "No such operation.")
     return operation
+
+
+def sponsored_operations_today(*, user: User) -> int:
+    """User operations (which the portal's paymaster pays for) asked for by the user in the last
+    24 hours, those that expired unsigned left out."""
+    return (
+        operations_of(user=user)
+        .filter(user_operation__isnull=False, created_at__gte=timezone.now() - timedelta(days=1))
+        .exclude(status=ChainOperation.Status.EXPIRED)
+        .count()
+    )
 
 
 def activity_of(*, user: User) -> QuerySet[AuditEvent]:

@@ -69,6 +69,10 @@ class ChainOperation(models.Model):
     # What the app that asked for it needs to finish its job (passkey id, ...): opaque here.
     details = models.JSONField(default=dict, blank=True)
 
+    # Gas the portal may pay for it (its user operation's gas limits, paid by the paymaster; or
+    # a fixed reservation for a relayer call), counted against chain.budgets.
+    reserved_gas = models.PositiveBigIntegerField(default=0)
+
     # A user operation: its fields (hex strings) and its hash (what its signature signs).
     user_operation = models.JSONField(null=True, blank=True)
     user_op_hash = models.CharField(max_length=66, blank=True, db_index=True)

@@ -12,6 +12,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from requests.exceptions import RequestException
 
+from chain.budgets import check_budgets
 from chain.client import ChainUnavailable
 from chain.indexer import IndexerError, index_chain
 from chain.models import Deployment
@@ -99,3 +100,9 @@ def index_chain_task() -> int | None:
             result.reorgs,
         )
     return result.events_added
+
+
+@shared_task(ignore_result=True)
+def check_budgets_task() -> list[str]:
+    """Beat: tell operators when a budget runs out or a balance runs low."""
+    return check_budgets()

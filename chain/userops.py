@@ -292,14 +292,20 @@ def required_prefund(op: PackedUserOperation) -> int:
 
     `op.paymaster_and_data` must already hold the paymaster's two gas limits, if any.
     """
+    return total_gas_limit(op) * op.max_fee_per_gas
+
+
+def total_gas_limit(op: PackedUserOperation) -> int:
+    """Every gas limit of `op` (its paymaster's two included, when it has one)."""
     paymaster_gas = op.paymaster_and_data[20:PAYMASTER_DATA_OFFSET]
     paymaster_limits = (
         int.from_bytes(paymaster_gas[:16], "big") + int.from_bytes(paymaster_gas[16:], "big")
         if len(paymaster_gas) == 32
         else 0
     )
-    gas = op.verification_gas_limit + op.call_gas_limit + paymaster_limits + op.pre_verification_gas
-    return gas * op.max_fee_per_gas
+    return (
+        op.verification_gas_limit + op.call_gas_limit + paymaster_limits + op.pre_verification_gas
+    )
 
 
 def sponsor_hash(

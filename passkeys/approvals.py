@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent, SmartAccount, User
-from accounts.selectors import operation_of
+from accounts.selectors import operation_of, sponsored_operations_today
 from accounts.services import record_event, refusals_recorded
 from accounts.smart_accounts import chain_origin
 from chain.models import ChainOperation
@@ -62,11 +62,21 @@ def request_approval(
     details: dict[str, Any],
 ) -> ChainOperation:
     """A user operation of the user's deployed account calling `call_data`, waiting for one of
-    their passkeys. The same idempotency key returns the operation already created, unchanged."""
+    their passkeys. The same idempotency key returns the operation already created, unchanged.
+    A person gets PORTAL_SPONSORED_OPERATIONS_PER_DAY of them (429 `sponsorship_limit_reached`)."""
     if account.user_id != user.pk:
         raise NotFound("account_not_found", "No such account.")
     if account.status != SmartAccount.Status.DEPLOYED:
         raise Conflict("account_not_deployed", "The account is not deployed on chain yet.")
+    existing = ChainOperation.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is None and (
+        sponsored_operations_today(user=user) >= settings.PORTAL_SPONSORED_OPERATIONS_PER_DAY
+    ):
+        raise PortalError(
+            "sponsorship_limit_reached",
+            "You have asked for as many changes on chain as a day allows: try again tomorrow.",
+            status=429,
+        )
     with transaction.atomic():
         operation = create_user_operation(
             account=account.address,

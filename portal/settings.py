@@ -93,6 +93,22 @@ CHAIN_SPONSOR_WINDOW_SECONDS = env.int("CHAIN_SPONSOR_WINDOW_SECONDS", default=9
 CHAIN_REPLACE_AFTER_SECONDS = env.int("CHAIN_REPLACE_AFTER_SECONDS", default=60)
 # How often beat runs the pipeline tick: expire, re-dispatch and track operations (seconds).
 CHAIN_TICK_SECONDS = env.float("CHAIN_TICK_SECONDS", default=2.0)
+# What the portal pays on chain (chain.budgets): gas reserved per rolling hour and day for the
+# relayer's transactions (account deployments) and for the paymaster's sponsored operations; a
+# request that would go over is refused (429 `budget_exhausted`), nothing written.
+CHAIN_RELAYER_GAS_PER_HOUR = env.int("CHAIN_RELAYER_GAS_PER_HOUR", default=500_000_000)
+CHAIN_RELAYER_GAS_PER_DAY = env.int("CHAIN_RELAYER_GAS_PER_DAY", default=5_000_000_000)
+CHAIN_PAYMASTER_GAS_PER_HOUR = env.int("CHAIN_PAYMASTER_GAS_PER_HOUR", default=500_000_000)
+CHAIN_PAYMASTER_GAS_PER_DAY = env.int("CHAIN_PAYMASTER_GAS_PER_DAY", default=5_000_000_000)
+# Sponsored (passkey-approved) operations one person may ask for per rolling 24 hours.
+PORTAL_SPONSORED_OPERATIONS_PER_DAY = env.int("PORTAL_SPONSORED_OPERATIONS_PER_DAY", default=50)
+# Below these the chain is `degraded` in /healthz and operators are emailed (wei).
+CHAIN_RELAYER_MIN_BALANCE_WEI = env.int("CHAIN_RELAYER_MIN_BALANCE_WEI", default=10**17)
+CHAIN_PAYMASTER_MIN_DEPOSIT_WEI = env.int("CHAIN_PAYMASTER_MIN_DEPOSIT_WEI", default=10**17)
+# Operators are emailed when a budget is 80% used or a balance runs low; checked every
+# CHAIN_BUDGET_CHECK_SECONDS by beat.
+PORTAL_OPERATOR_EMAILS = env.list("PORTAL_OPERATOR_EMAILS", default=[])
+CHAIN_BUDGET_CHECK_SECONDS = env.int("CHAIN_BUDGET_CHECK_SECONDS", default=300)
 
 # --- Domain watch (domains/) ------------------------------------------------------------------
 # Domains watched by the domain-ownership watch: the RP ID unless it is localhost, plus those added
@@ -345,6 +361,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "chain.tasks.pipeline_tick",
         "schedule": timedelta(seconds=CHAIN_TICK_SECONDS),
         "options": {"expires": CHAIN_TICK_SECONDS * 5},
+    },
+    "chain-budgets": {
+        "task": "chain.tasks.check_budgets_task",
+        "schedule": timedelta(seconds=CHAIN_BUDGET_CHECK_SECONDS),
+        "options": {"expires": CHAIN_BUDGET_CHECK_SECONDS},
     },
 }
 

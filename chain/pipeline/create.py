@@ -13,6 +13,7 @@ from django.utils import timezone
 from eth_utils import to_checksum_address
 
 from chain import userops
+from chain.budgets import PAYMASTER, RELAYER, RELAYER_CALL_GAS, ensure_within_budget
 from chain.client import ChainUnavailable, call_chain, entry_point, node, relayer_account
 from chain.models import ChainOperation
 from chain.pipeline.submit import fees, queue_submission
@@ -78,7 +79,8 @@ def create_user_operation(
     waiting for its signature. `label` says in words what it does.
 
     The same idempotency key returns the operation already created, unchanged. An unreachable
-    chain is refused with 503 `chain_unavailable`, nothing created.
+    chain is refused with 503 `chain_unavailable`, an exhausted paymaster budget with 429
+    `budget_exhausted`: nothing created.
     """
     existing = _existing(idempotency_key)
     if existing is not None:
@@ -118,6 +120,8 @@ def create_user_operation(
         valid_until=chain_now + settings.CHAIN_SPONSOR_WINDOW_SECONDS,
         verification_gas_limit=PAYMASTER_VERIFICATION_GAS_LIMIT,
     )
+    reserved_gas = userops.total_gas_limit(op)
+    ensure_within_budget(payer=PAYMASTER, gas=reserved_gas)
     op_hash = userops.user_operation_hash(op, entry_point=contract_.address, chain_id=chain_id)
     now = timezone.now()
     operation, _created = _create_once(
@@ -130,6 +134,7 @@ def create_user_operation(
         details=details,
         user_operation=userops.user_operation_to_json(op),
         user_op_hash="0x" + op_hash.hex(),
+        reserved_gas=reserved_gas,
         expires_at=now + settings.PORTAL_CEREMONY_TTL,
         tx_to=contract_.address,
         created_at=now,
@@ -148,10 +153,12 @@ def create_relayer_call(
     details: dict[str, Any],
 ) -> ChainOperation:
     """An operation the relayer sends as a plain transaction (no signature): created `signed`,
-    its submission queued when the caller's transaction commits. Idempotent by key."""
+    its submission queued when the caller's transaction commits. Idempotent by key; 429
+    `budget_exhausted` when the relayer's budget is spent."""
     existing = _existing(idempotency_key)
     if existing is not None:
         return existing
+    ensure_within_budget(payer=RELAYER, gas=RELAYER_CALL_GAS)
     now = timezone.now()
     operation, created = _create_once(
         idempotency_key,
@@ -163,6 +170,7 @@ def create_relayer_call(
         details=details,
         tx_to=to_checksum_address(to),
         tx_data=bytes(data),
+        reserved_gas=RELAYER_CALL_GAS,
         created_at=now,
         signed_at=now,
     )
