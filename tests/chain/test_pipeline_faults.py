@@ -281,10 +281,14 @@ def test_anvil_stopped_while_submitted_the_transaction_is_sent_again_once(
     node.stop()
     time.sleep(3)  # the worker's calls fail meanwhile, and are retried
     assert statuses([operation.pk])[operation.pk] == Status.SUBMITTED
+    # Stopped while anvil comes back, the worker cannot send the transaction again before the
+    # check that anvil lost it (on a busy machine it otherwise may).
+    celery_workers.stop_all()
     restarted = devnet.start_anvil(port=node.port, state_path=own_anvil["state"])
     own_anvil["node"] = restarted
     w3 = connect(restarted.url)
     assert relayer_count(w3) == before  # the pending transaction did not survive
+    celery_workers.start(beat=True, CHAIN_TICK_SECONDS="1")
 
     assert wait_final([operation.pk]) == {operation.pk: Status.CONFIRMED}
     operation.refresh_from_db()
