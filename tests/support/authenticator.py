@@ -57,6 +57,9 @@ class SoftAuthenticator:
     backup_eligible: bool = False
     backed_up: bool = False
     counts_signatures: bool = True
+    # How clientDataJSON is encoded (browsers: UTF-8), and members added to it.
+    client_data_encoding: str = "utf-8"
+    client_data_extra: dict[str, Any] = field(default_factory=dict)
     credentials: dict[bytes, SoftCredential] = field(default_factory=dict)
 
     # --- registration ------------------------------------------------------------------------
@@ -238,4 +241,5 @@ class SoftAuthenticator:
             data["crossOrigin"] = cross_origin
         if top_origin is not None:
             data["topOrigin"] = top_origin
-        return json.dumps(data, separators=(",", ":")).encode()
+        data.update(self.client_data_extra)
+        return json.dumps(data, separators=(",", ":")).encode(self.client_data_encoding)
