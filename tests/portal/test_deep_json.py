@@ -160,8 +160,11 @@ def test_a_body_larger_than_the_api_needs_is_a_413(api_client: APIClient, settin
 def test_a_body_that_is_not_utf8_is_malformed(api_client: APIClient) -> None:
     body = json.dumps({"username": "alice"}).encode("utf-16")
 
-    response = api_client.generic(  # type: ignore[arg-type]
-        "POST", "/api/v1/auth/register/options", body, content_type="application/json"
+    response = api_client.generic(
+        "POST",
+        "/api/v1/auth/register/options",
+        body,  # type: ignore[arg-type]
+        content_type="application/json",
     )
 
     assert response.status_code == 400
