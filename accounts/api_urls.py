@@ -6,4 +6,7 @@ urlpatterns = [
     path("auth/logout", api.LogoutApi.as_view(), name="api-logout"),
     path("me", api.MeApi.as_view(), name="api-me"),
     path("me/activity", api.ActivityApi.as_view(), name="api-me-activity"),
+    path("me/signins", api.SignInListApi.as_view(), name="api-me-signins"),
+    path("me/signins/end-others", api.SignOutOthersApi.as_view(), name="api-me-signins-end-others"),
+    path("me/signins/<int:signin_id>", api.SignInDetailApi.as_view(), name="api-me-signin"),
 ]

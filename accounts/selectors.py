@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from accounts.models import AuditEvent, SmartAccount, User
+from accounts.models import AuditEvent, SignIn, SmartAccount, User
 from passkeys.selectors import passkey_list, passkeys_of
 
 AT_RISK_SINGLE_PASSKEY = "single_passkey"
@@ -32,6 +33,16 @@ def account_overview(*, user: User) -> dict[str, object]:
         "smart_account": smart_account_of(user=user),
         "explorer_url": settings.CHAIN_EXPLORER_URL.rstrip("/"),
     }
+
+
+def signins_of(*, user: User) -> QuerySet[SignIn]:
+    """Where the user is signed in (browsers and API tokens that have not expired), most recently
+    seen first, with the passkey that holds each."""
+    return (
+        SignIn.objects.filter(user=user, expires_at__gt=timezone.now())
+        .select_related("passkey")
+        .order_by("-last_seen_at", "-id")
+    )
 
 
 def activity_of(*, user: User) -> QuerySet[AuditEvent]:

@@ -1,16 +1,14 @@
 from typing import cast
 
-from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import AuditEvent, User
-from accounts.selectors import account_overview, activity_of
-from accounts.services import record_event
-from portal.client_info import ClientInfo
+from accounts.models import User
+from accounts.selectors import account_overview, activity_of, signins_of
+from accounts.services import current_signin_id, end_session
 
 
 @require_GET
@@ -22,7 +20,12 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def account_page(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
-    return render(request, "accounts/account.html", account_overview(user=user))
+    context = {
+        **account_overview(user=user),
+        "signins": signins_of(user=user),
+        "current_signin_id": current_signin_id(request=request),
+    }
+    return render(request, "accounts/account.html", context)
 
 
 ACTIVITY_PAGE_SIZE = 50
@@ -39,12 +42,5 @@ def activity_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        record_event(
-            kind=AuditEvent.Kind.LOGOUT,
-            user=request.user,
-            client=ClientInfo.from_request(request),
-            via="web",
-        )
-    logout(request)
+    end_session(request=request, via="web")
     return redirect("login")

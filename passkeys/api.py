@@ -81,14 +81,16 @@ class RegisterVerifyApi(CeremonyAPIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        client = ClientInfo.from_request(request)
         user, passkey = services.complete_registration(
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
             passkey_name=data.validated_data.get("passkey_name"),
-            client=ClientInfo.from_request(request),
+            client=client,
         )
+        token = issue_token(user=user, passkey=passkey, client=client)
         output = self.OutputSerializer(
-            {"token": issue_token(user=user), "user": user, "passkey": with_providers([passkey])[0]}
+            {"token": token, "user": user, "passkey": with_providers([passkey])[0]}
         )
         return Response(output.data, status=status.HTTP_201_CREATED)
 
@@ -122,9 +124,11 @@ class LoginVerifyApi(CeremonyAPIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user, _ = services.complete_authentication(
+        client = ClientInfo.from_request(request)
+        user, passkey = services.complete_authentication(
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
-            client=ClientInfo.from_request(request),
+            client=client,
         )
-        return Response(self.OutputSerializer({"token": issue_token(user=user), "user": user}).data)
+        token = issue_token(user=user, passkey=passkey, client=client)
+        return Response(self.OutputSerializer({"token": token, "user": user}).data)

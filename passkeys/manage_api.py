@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.permissions import ReauthenticatedRecently, require_reauthentication
-from accounts.services import mark_reauthenticated
+from accounts.services import forget_ended_session, mark_reauthenticated
 from passkeys import services
 from passkeys.api import CeremonyOutput, ceremony_response
 from passkeys.selectors import owns_passkey, passkey_list, with_providers
@@ -53,13 +53,13 @@ class ReauthVerifyApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.complete_reauthentication(
+        passkey = services.complete_reauthentication(
             user=current_user(request),
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
             client=ClientInfo.from_request(request),
         )
-        until = mark_reauthenticated(request=request)
+        until = mark_reauthenticated(request=request, passkey=passkey)
         return Response(self.OutputSerializer({"reauthenticated_until": until}).data)
 
 
@@ -111,6 +111,7 @@ class PasskeyDetailApi(APIView):
             passkey_id=passkey_id,
             client=ClientInfo.from_request(request),
         )
+        forget_ended_session(request=request)  # when this browser signed in with it
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

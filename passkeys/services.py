@@ -14,7 +14,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent, User, new_user_handle
-from accounts.services import notify_user, record_event, refusals_recorded
+from accounts.services import (
+    end_signins_of_passkey,
+    notify_user,
+    record_event,
+    refusals_recorded,
+)
 from passkeys import webauthn
 from passkeys.models import AuthenticatorProvider, Ceremony, Passkey
 from passkeys.selectors import credential_descriptors
@@ -396,6 +401,7 @@ def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
     if len(remaining) == 1:
         raise Conflict("last_passkey", "This is your only passkey: add another one first.")
     smart_accounts().remove_passkey_on_chain(passkey=passkey)
+    end_signins_of_passkey(passkey=passkey, client=client)
     passkey.delete()
     record_event(
         kind=AuditEvent.Kind.PASSKEY_DELETED,

@@ -6,7 +6,6 @@ services as the API's, then start a Django session instead of issuing a token.
 
 from typing import Any, cast
 
-from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,8 +20,9 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.selectors import account_overview
-from accounts.services import mark_reauthenticated
+from accounts.services import start_session
 from passkeys import services
+from passkeys.models import Passkey
 from passkeys.serializers import CeremonyIdField, CredentialField
 from portal.client_info import ClientInfo
 from portal.csrf import CsrfProtected
@@ -58,9 +58,10 @@ class PageVerifyView(APIView):
     throttle_classes = [AuthRateThrottle]
     schema = None
 
-    def start_session(self, request: Request, user: User, next_url: str = "") -> Response:
-        login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
-        mark_reauthenticated(request=request._request)
+    def start_session(
+        self, request: Request, user: User, passkey: Passkey, next_url: str = ""
+    ) -> Response:
+        start_session(request=request._request, user=user, passkey=passkey)
         safe = url_has_allowed_host_and_scheme(
             next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
         )
@@ -79,13 +80,13 @@ class SignupVerifyView(PageVerifyView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user, _ = services.complete_registration(
+        user, passkey = services.complete_registration(
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
             passkey_name=data.validated_data.get("passkey_name"),
             client=ClientInfo.from_request(request),
         )
-        return self.start_session(request, user, data.validated_data.get("next", ""))
+        return self.start_session(request, user, passkey, data.validated_data.get("next", ""))
 
 
 class LoginVerifyView(PageVerifyView):
@@ -97,9 +98,9 @@ class LoginVerifyView(PageVerifyView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user, _ = services.complete_authentication(
+        user, passkey = services.complete_authentication(
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
             client=ClientInfo.from_request(request),
         )
-        return self.start_session(request, user, data.validated_data.get("next", ""))
+        return self.start_session(request, user, passkey, data.validated_data.get("next", ""))
