@@ -389,8 +389,11 @@ def rename_passkey(*, user: User, passkey_id: int, name: str, client: ClientInfo
 
 
 @transaction.atomic
-def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
-    """Delete one of the user's passkeys, never the last one.
+def delete_passkey(
+    *, user: User, passkey_id: int, client: ClientInfo, operator: User | None = None
+) -> None:
+    """Delete one of the user's passkeys, never the last one (`operator`: the staff member who
+    deleted it in the admin, recorded in the audit event).
 
     The user's passkeys are locked first, so two concurrent deletions cannot leave none.
     """
@@ -409,6 +412,7 @@ def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
         client=client,
         passkey_id=passkey_id,
         name=passkey.name,
+        **({"by_staff": operator.username} if operator is not None else {}),
     )
     notify_user(
         user=user,
