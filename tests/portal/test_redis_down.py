@@ -1,5 +1,5 @@
 """With the Redis that holds the cache stopped, people still sign up and sign in: the rate limit
-counts per process instead (and says so in the log), and nothing else a request needs is in Redis."""
+counts per process instead (and says so in the log); nothing else a request needs is in Redis."""
 
 import logging
 import shutil
