@@ -56,7 +56,7 @@ def refusals_recorded(
         raise
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the sign-in's own transaction: no savepoint
 def issue_token(*, user: User, passkey: "Passkey", client: ClientInfo) -> str:
     """A new API token for a login that has just verified `passkey` (so it starts out fresh)."""
     now = timezone.now()

@@ -15,6 +15,7 @@ from passkeys import services
 from passkeys.selectors import with_providers
 from passkeys.serializers import CeremonyIdField, CredentialField, PasskeyOutput
 from portal.client_info import ClientInfo
+from portal.db import one_transaction
 from portal.fields import StrictCharField
 from portal.throttling import AuthRateThrottle
 from portal.validators import reject_control_characters
@@ -78,6 +79,7 @@ class RegisterVerifyApi(CeremonyAPIView):
     @extend_schema(
         request=InputSerializer, responses={201: OutputSerializer}, operation_id="register_verify"
     )
+    @one_transaction
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -121,6 +123,7 @@ class LoginVerifyApi(CeremonyAPIView):
     @extend_schema(
         request=InputSerializer, responses={200: OutputSerializer}, operation_id="login_verify"
     )
+    @one_transaction
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -22,7 +22,7 @@ from accounts.services import (
 )
 from passkeys import webauthn
 from passkeys.models import AuthenticatorProvider, Ceremony, Passkey
-from passkeys.selectors import credential_descriptors
+from passkeys.selectors import credential_descriptors, sign_in_candidates
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
 
@@ -185,16 +185,15 @@ def _decoy_credentials(username: str) -> list[webauthn.CredentialDescriptor]:
 
 def begin_authentication(*, username: str | None) -> CeremonyOptions:
     """Username-first when a username is given; otherwise discoverable (the person picks)."""
-    user = None
+    user_id = None
     allow: list[webauthn.CredentialDescriptor] = []
     if username:
         username = username.lower()
-        user = User.objects.filter(username__iexact=username, is_active=True).first()
-        allow = credential_descriptors(user=user) if user else []
+        user_id, allow = sign_in_candidates(username=username)
         if not allow:
             allow = _decoy_credentials(username)
     ceremony = _new_ceremony(
-        purpose=Ceremony.Purpose.AUTHENTICATION, user=user, username=username or ""
+        purpose=Ceremony.Purpose.AUTHENTICATION, user_id=user_id, username=username or ""
     )
     options = webauthn.authentication_options(challenge=bytes(ceremony.challenge), allow=allow)
     return CeremonyOptions(ceremony=ceremony, public_key=options)
@@ -271,10 +270,16 @@ def verify_passkey_assertion(
             received_sign_count=anomaly.received,
         )
         raise
+    now = timezone.now()
     Passkey.objects.filter(pk=passkey.pk).update(
-        sign_count=verified.sign_count, backed_up=verified.backed_up, last_used_at=timezone.now()
+        sign_count=verified.sign_count, backed_up=verified.backed_up, last_used_at=now
     )
-    passkey.refresh_from_db()
+    # What was just written, without reading the row (and its user) again.
+    passkey.sign_count, passkey.backed_up, passkey.last_used_at = (
+        verified.sign_count,
+        verified.backed_up,
+        now,
+    )
     return passkey
 
 

@@ -26,6 +26,7 @@ from passkeys.models import Passkey
 from passkeys.serializers import CeremonyIdField, CredentialField
 from portal.client_info import ClientInfo
 from portal.csrf import CsrfProtected
+from portal.db import one_transaction
 from portal.fields import StrictCharField
 from portal.throttling import AuthRateThrottle
 from portal.validators import reject_control_characters
@@ -77,6 +78,7 @@ class SignupVerifyView(PageVerifyView):
             max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
         )
 
+    @one_transaction
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -95,6 +97,7 @@ class LoginVerifyView(PageVerifyView):
         credential = CredentialField()
         next = StrictCharField(max_length=512, required=False, allow_blank=True)
 
+    @one_transaction
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

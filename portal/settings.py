@@ -159,6 +159,10 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Keep each worker's database connection between requests (a new PostgreSQL connection costs more
+# than a whole sign-in); checked before reuse, so a restarted database is reconnected to.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if "DATABASE_URL" not in env.ENVIRON:
     VAR_DIR.mkdir(exist_ok=True)  # the embedded default lives there; any manage.py can create it
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
