@@ -168,7 +168,7 @@ def main() -> None:
     databases = setup_databases(verbosity=0, interactive=False)
     server = None
     try:
-        people = []
+        people: list[tuple[str, dict[str, Any]]] = []
         for index in range(options.clients):
             authenticator = SoftAuthenticator(origin=base)
             api = APIClient(REMOTE_ADDR="192.0.2.1", SERVER_NAME="localhost")
@@ -208,7 +208,7 @@ def main() -> None:
             if connection.vendor == "postgresql"
             else os.environ.get("DATABASE_URL", "")
         )
-        log = tempfile.NamedTemporaryFile(prefix="bench-login-", suffix=".log", delete=False)
+        log = Path(tempfile.mkstemp(prefix="bench-login-", suffix=".log")[1]).open("wb")
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "bench.login_settings",
