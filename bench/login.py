@@ -208,7 +208,7 @@ def main() -> None:
             if connection.vendor == "postgresql"
             else os.environ.get("DATABASE_URL", "")
         )
-        log = Path(tempfile.mkstemp(prefix="bench-login-", suffix=".log")[1]).open("wb")
+        log = Path(tempfile.mkstemp(prefix="bench-login-", suffix=".log")[1]).open("wb")  # noqa: SIM115 - open while gunicorn runs
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "bench.login_settings",
