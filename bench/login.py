@@ -151,7 +151,11 @@ def main() -> None:
     base = f"http://{ORIGIN_HOST}:{port}"
     os.environ["PORTAL_ORIGINS"] = base
     os.environ["PORTAL_AUTH_RATE"] = "1000000/min"
-    os.environ.setdefault("DJANGO_DEBUG", "true")
+    # As in production: debug off (debug mode records every SQL statement), plain HTTP here.
+    os.environ.setdefault("DJANGO_DEBUG", "false")
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+    os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost")
 
     import django
 
