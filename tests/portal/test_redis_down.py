@@ -107,12 +107,12 @@ def test_the_page_sign_in_works_with_redis_stopped(redis_cache: RedisServer) -> 
 
     authenticator = SoftAuthenticator()
     api = APIClient(REMOTE_ADDR="198.51.100.23")
-    options = api.post("/api/v1/auth/register/options", {"username": "bob"}, format="json")
+    registration = api.post("/api/v1/auth/register/options", {"username": "bob"}, format="json")
     api.post(
         "/api/v1/auth/register/verify",
         {
-            "ceremony_id": options.json()["ceremony_id"],
-            "credential": authenticator.create(options.json()["publicKey"]),
+            "ceremony_id": registration.json()["ceremony_id"],
+            "credential": authenticator.create(registration.json()["publicKey"]),
         },
         format="json",
     )
