@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts import smart_accounts  # noqa: F401 - connects its signal receivers
+        from accounts import signals, smart_accounts  # noqa: F401 - connect their receivers

@@ -94,6 +94,7 @@ class AuditEvent(models.Model):
         DOMAIN_CHANGE_EXPECTED = "domain_change_expected", "Domain change pre-approved"
         INCIDENT_CHANGED = "incident_changed", "Domain incident status changed"
         LOCKDOWN_CHANGED = "lockdown_changed", "Lockdown turned on or off"
+        SIGNIN_ENDED = "signin_ended", "Signed out elsewhere"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
@@ -125,6 +126,49 @@ class TokenReauthentication(models.Model):
 
     def __str__(self) -> str:
         return f"{self.token_id} at {self.verified_at:%Y-%m-%d %H:%M}"
+
+
+class SignIn(models.Model):
+    """One place where a person is signed in: a browser session or an API token, with the passkey
+    that last proved it (the one it signed in with, or a later confirmation's).
+
+    Deleting that passkey deletes the sign-in, and with it the token or the session (and so their
+    sudo mode): see accounts.signals.
+    """
+
+    class Kind(models.TextChoices):
+        SESSION = "session", "Browser"
+        TOKEN = "token", "API token"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="signins")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    passkey = models.ForeignKey(
+        "passkeys.Passkey", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    token = models.OneToOneField(
+        "knox.AuthToken", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    session_key = models.CharField(max_length=40, null=True, blank=True, unique=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind="session", session_key__isnull=False, token__isnull=True)
+                    | models.Q(kind="token", token__isnull=False, session_key__isnull=True)
+                ),
+                name="accounts_signin_session_xor_token",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class SmartAccount(models.Model):

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import AuditEvent, SmartAccount, User
+from accounts.models import AuditEvent, SignIn, SmartAccount, User
 from chain.models import ChainOperation
 from portal.errors import NotFound
 
@@ -40,6 +40,16 @@ def sponsored_operations_today(*, user: User) -> int:
         .filter(user_operation__isnull=False, created_at__gte=timezone.now() - timedelta(days=1))
         .exclude(status=ChainOperation.Status.EXPIRED)
         .count()
+    )
+
+
+def signins_of(*, user: User) -> QuerySet[SignIn]:
+    """Where the user is signed in (browsers and API tokens that have not expired), most recently
+    seen first, with the passkey that holds each."""
+    return (
+        SignIn.objects.filter(user=user, expires_at__gt=timezone.now())
+        .select_related("passkey")
+        .order_by("-last_seen_at", "-id")
     )
 
 

@@ -1,25 +1,33 @@
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import login, logout
 from django.db import transaction
+from django.db.models import Model
 from django.http import HttpRequest
 from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.request import Request
 
-from accounts.models import AuditEvent, TokenReauthentication, User
+from accounts.models import AuditEvent, SignIn, TokenReauthentication, User
 from accounts.tasks import send_security_email
+from portal.authentication import django_request
 from portal.client_info import ClientInfo
-from portal.errors import PortalError
+from portal.errors import NotFound, PortalError
 from portal.guards import check_sensitive_action
 
 logger = logging.getLogger(__name__)
 
 SESSION_REAUTHENTICATED_AT = "reauthenticated_at"
+SESSION_SIGNIN_ID = "signin_id"
+SESSION_SEEN_AT = "signin_seen_at"
+# A sign-in's last_seen_at (and address) is written at most this often.
+LAST_SEEN_EVERY = timedelta(minutes=1)
 
 
 def record_event(
@@ -47,12 +55,45 @@ def refusals_recorded(
         raise
 
 
-@transaction.atomic
-def issue_token(*, user: User) -> str:
-    """A new API token for a login that has just verified a passkey (so it starts out fresh)."""
+@transaction.atomic(savepoint=False)  # inside the sign-in's own transaction: no savepoint
+def issue_token(*, user: User, passkey: Model, client: ClientInfo) -> str:
+    """A new API token for a login that has just verified `passkey` (so it starts out fresh)."""
+    now = timezone.now()
     instance, token = AuthToken.objects.create(user=user, expiry=settings.PORTAL_TOKEN_TTL)
-    TokenReauthentication.objects.create(token=instance, verified_at=timezone.now())
+    TokenReauthentication.objects.create(token=instance, verified_at=now)
+    SignIn.objects.create(
+        user=user,
+        kind=SignIn.Kind.TOKEN,
+        token=instance,
+        passkey_id=passkey.pk,
+        ip_address=client.ip_address,
+        user_agent=client.user_agent,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=instance.expiry or now + settings.PORTAL_TOKEN_TTL,
+    )
     return token
+
+
+def start_session(*, request: HttpRequest, user: User, passkey: Model) -> None:
+    """Sign `user` in on this browser (a new session key), fresh: `passkey` was just verified."""
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    now = timezone.now()
+    client = ClientInfo.from_request(request)
+    request.session[SESSION_REAUTHENTICATED_AT] = now.isoformat()
+    request.session[SESSION_SEEN_AT] = now.isoformat()
+    signin = SignIn.objects.create(
+        user=user,
+        kind=SignIn.Kind.SESSION,
+        session_key=request.session.session_key,
+        passkey_id=passkey.pk,
+        ip_address=client.ip_address,
+        user_agent=client.user_agent,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=request.session.get_expiry_date(),
+    )
+    request.session[SESSION_SIGNIN_ID] = signin.pk
 
 
 @transaction.atomic
@@ -62,17 +103,139 @@ def revoke_token(*, token: AuthToken, client: ClientInfo) -> None:
     record_event(kind=AuditEvent.Kind.TOKEN_REVOKED, user=user, client=client, via="api")
 
 
+def end_session(*, request: HttpRequest | Request, via: str) -> None:
+    """Sign this browser out: its session and its sign-in end."""
+    http_request = django_request(request)
+    user = http_request.user
+    if user.is_authenticated:
+        record_event(
+            kind=AuditEvent.Kind.LOGOUT,
+            user=user,  # type: ignore[misc]
+            client=ClientInfo.from_request(http_request),
+            via=via,
+        )
+    session_key = http_request.session.session_key
+    if session_key:
+        SignIn.objects.filter(session_key=session_key).delete()
+    logout(http_request)
+
+
+# --- where a person is signed in -----------------------------------------------------------------
+
+
+def current_signin_id(*, request: HttpRequest | Request) -> int | None:
+    """The sign-in behind this request: its token's, or its session's."""
+    token = getattr(request, "auth", None)
+    if isinstance(token, AuthToken):
+        return SignIn.objects.filter(token=token).values_list("pk", flat=True).first()
+    signin_id = django_request(request).session.get(SESSION_SIGNIN_ID)
+    return int(signin_id) if signin_id is not None else None
+
+
+def _session_store() -> Any:
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def end_signins(
+    *, signins: Iterable[SignIn], client: ClientInfo | None, reason: str
+) -> list[SignIn]:
+    """End sign-ins: each one's token or session is deleted (its sudo mode with it), and each
+    ending is audited. Sessions and tokens also go when a sign-in row is deleted any other way
+    (accounts.signals); this is the audited way."""
+    ended = []
+    for signin in signins:
+        record_event(
+            kind=AuditEvent.Kind.SIGNIN_ENDED,
+            user=signin.user,
+            client=client,
+            signin_id=signin.pk,
+            signin_kind=signin.kind,
+            passkey_id=signin.passkey_id,
+            reason=reason,
+        )
+        signin.delete()
+        ended.append(signin)
+    return ended
+
+
+def end_signins_of_passkey(*, passkey: Model, client: ClientInfo | None) -> list[SignIn]:
+    """A passkey is being deleted: whatever it signed in ends with it."""
+    signins = SignIn.objects.select_related("user").filter(passkey_id=passkey.pk)
+    return end_signins(signins=list(signins), client=client, reason="passkey_deleted")
+
+
+@transaction.atomic
+def end_signin(*, user: User, signin_id: int, client: ClientInfo) -> None:
+    """Sign out one of the user's other sign-ins (the caller checked sudo mode)."""
+    signin = SignIn.objects.select_related("user").filter(user=user, pk=signin_id).first()
+    if signin is None or signin.expires_at <= timezone.now():
+        raise NotFound("signin_not_found", "No such sign-in.")
+    end_signins(signins=[signin], client=client, reason="signed_out_elsewhere")
+
+
+@transaction.atomic
+def end_other_signins(*, user: User, current_id: int | None, client: ClientInfo) -> int:
+    """Sign out everywhere but here (the caller checked sudo mode)."""
+    others = SignIn.objects.select_related("user").filter(user=user)
+    if current_id is not None:
+        others = others.exclude(pk=current_id)
+    return len(end_signins(signins=list(others), client=client, reason="signed_out_others"))
+
+
+def touch_signin(
+    *, request: HttpRequest | Request, signin_id: int, seen_at: datetime | None
+) -> bool:
+    """Keep a browser sign-in's last_seen_at and address current, writing at most once a minute
+    (`seen_at`: when it was last written). True when it wrote."""
+    now = timezone.now()
+    if seen_at is not None and now - seen_at < LAST_SEEN_EVERY:
+        return False
+    SignIn.objects.filter(pk=signin_id).update(
+        last_seen_at=now, ip_address=ClientInfo.from_request(django_request(request)).ip_address
+    )
+    return True
+
+
+def touch_token_signin(*, request: HttpRequest | Request, token: AuthToken) -> None:
+    """The same for an API token: one UPDATE that changes nothing within the minute."""
+    now = timezone.now()
+    SignIn.objects.filter(token=token, last_seen_at__lt=now - LAST_SEEN_EVERY).update(
+        last_seen_at=now, ip_address=ClientInfo.from_request(django_request(request)).ip_address
+    )
+
+
+def forget_ended_session(*, request: HttpRequest | Request) -> None:
+    """When this request's own sign-in was just ended (e.g. its passkey deleted), drop the
+    session it still holds in memory, so that nothing saves it again."""
+    http_request = django_request(request)
+    signin_id = http_request.session.get(SESSION_SIGNIN_ID)
+    if signin_id is not None and not SignIn.objects.filter(pk=signin_id).exists():
+        logout(http_request)
+
+
 # --- re-authentication ("sudo mode") ---------------------------------------------------------
 
 
-def mark_reauthenticated(*, request: HttpRequest | Request) -> datetime:
-    """Record a passkey assertion by the user behind this request's token or session."""
+def mark_reauthenticated(
+    *, request: HttpRequest | Request, passkey: Model | None = None
+) -> datetime:
+    """Record a passkey assertion by the user behind this request's token or session. The
+    sign-in is then held by `passkey`: deleting the passkey it signed in with no longer ends it,
+    deleting this one does."""
     now = timezone.now()
     token = getattr(request, "auth", None)
     if isinstance(token, AuthToken):
         TokenReauthentication.objects.update_or_create(token=token, defaults={"verified_at": now})
+        signins = SignIn.objects.filter(token=token)
     else:
-        request.session[SESSION_REAUTHENTICATED_AT] = now.isoformat()
+        session = django_request(request).session
+        session[SESSION_REAUTHENTICATED_AT] = now.isoformat()
+        signin_id = session.get(SESSION_SIGNIN_ID)
+        signins = (
+            SignIn.objects.filter(pk=signin_id) if signin_id is not None else SignIn.objects.none()
+        )
+    if passkey is not None:
+        signins.exclude(passkey_id=passkey.pk).update(passkey_id=passkey.pk)
     return now + settings.PORTAL_REAUTH_WINDOW
 
 

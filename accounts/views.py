@@ -1,15 +1,12 @@
-from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import AuditEvent
 from accounts.permissions import current_user
 from accounts.selectors import activity_of
-from accounts.services import record_event
-from portal.client_info import ClientInfo
+from accounts.services import end_session
 
 
 @require_GET
@@ -31,12 +28,5 @@ def activity_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        record_event(
-            kind=AuditEvent.Kind.LOGOUT,
-            user=request.user,
-            client=ClientInfo.from_request(request),
-            via="web",
-        )
-    logout(request)
+    end_session(request=request, via="web")
     return redirect("login")

@@ -14,13 +14,19 @@ from rest_framework.views import APIView
 from accounts.models import User
 from accounts.permissions import ReauthenticatedRecently, current_user, require_reauthentication
 from accounts.serializers import OperationOutput, UsernameField, UserSummary
-from accounts.services import issue_token, mark_reauthenticated, update_profile
+from accounts.services import (
+    forget_ended_session,
+    issue_token,
+    mark_reauthenticated,
+    update_profile,
+)
 from passkeys import services
 from passkeys.approvals import approval_options, approve_operation
 from passkeys.onchain import retry_passkey_operation
 from passkeys.selectors import account_resilience, owns_passkey, passkey_list, with_providers
 from passkeys.serializers import CeremonyIdField, CredentialField, PasskeyNameField, PasskeyOutput
 from portal.client_info import ClientInfo
+from portal.db import one_transaction
 from portal.errors import NotFound
 from portal.fields import StrictCharField
 from portal.throttling import AuthRateThrottle
@@ -85,17 +91,20 @@ class RegisterVerifyApi(CeremonyAPIView):
     @extend_schema(
         request=InputSerializer, responses={201: OutputSerializer}, operation_id="register_verify"
     )
+    @one_transaction
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        client = ClientInfo.from_request(request)
         user, passkey = services.complete_registration(
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
             passkey_name=data.validated_data.get("passkey_name"),
-            client=ClientInfo.from_request(request),
+            client=client,
         )
+        token = issue_token(user=user, passkey=passkey, client=client)
         output = self.OutputSerializer(
-            {"token": issue_token(user=user), "user": user, "passkey": with_providers([passkey])[0]}
+            {"token": token, "user": user, "passkey": with_providers([passkey])[0]}
         )
         return Response(output.data, status=status.HTTP_201_CREATED)
 
@@ -126,15 +135,18 @@ class LoginVerifyApi(CeremonyAPIView):
     @extend_schema(
         request=InputSerializer, responses={200: OutputSerializer}, operation_id="login_verify"
     )
+    @one_transaction
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user, _ = services.complete_authentication(
+        client = ClientInfo.from_request(request)
+        user, passkey = services.complete_authentication(
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
-            client=ClientInfo.from_request(request),
+            client=client,
         )
-        return Response(self.OutputSerializer({"token": issue_token(user=user), "user": user}).data)
+        token = issue_token(user=user, passkey=passkey, client=client)
+        return Response(self.OutputSerializer({"token": token, "user": user}).data)
 
 
 HINTS = ["client-device", "security-key", "hybrid"]
@@ -166,13 +178,13 @@ class ReauthVerifyApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.complete_reauthentication(
+        passkey = services.complete_reauthentication(
             user=current_user(request),
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
             client=ClientInfo.from_request(request),
         )
-        until = mark_reauthenticated(request=request)
+        until = mark_reauthenticated(request=request, passkey=passkey)
         return Response(self.OutputSerializer({"reauthenticated_until": until}).data)
 
 
@@ -224,6 +236,7 @@ class PasskeyDetailApi(APIView):
             passkey_id=passkey_id,
             client=ClientInfo.from_request(request),
         )
+        forget_ended_session(request=request)  # when this browser signed in with it
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -98,10 +98,16 @@ def verify_passkey_assertion(
             received_sign_count=anomaly.received,
         )
         raise
+    now = timezone.now()
     Passkey.objects.filter(pk=passkey.pk).update(
-        sign_count=verified.sign_count, backed_up=verified.backed_up, last_used_at=timezone.now()
+        sign_count=verified.sign_count, backed_up=verified.backed_up, last_used_at=now
     )
-    passkey.refresh_from_db()
+    # What was just written, without reading the row (and its user) again.
+    passkey.sign_count, passkey.backed_up, passkey.last_used_at = (
+        verified.sign_count,
+        verified.backed_up,
+        now,
+    )
     return passkey
 
 

@@ -39,6 +39,27 @@ def credential_descriptors(*, user: User, on_chain: bool = False) -> list[Creden
     ]
 
 
+def sign_in_candidates(*, username: str) -> tuple[int | None, list[CredentialDescriptor]]:
+    """The active user named `username` (any case) and their passkeys, in one query when they
+    have passkeys (everyone who signed up does)."""
+    rows = list(
+        Passkey.objects.filter(user__username__iexact=username, user__is_active=True)
+        .order_by("created_at", "id")
+        .values_list("user_id", "credential_id", "transports")
+    )
+    if rows:
+        return rows[0][0], [
+            CredentialDescriptor(credential_id=bytes(credential_id), transports=list(transports))
+            for _, credential_id, transports in rows
+        ]
+    user_id = (
+        User.objects.filter(username__iexact=username, is_active=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return user_id, []
+
+
 def owns_passkey(*, user: User, passkey_id: int) -> bool:
     return Passkey.objects.filter(user=user, pk=passkey_id).exists()
 

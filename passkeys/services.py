@@ -12,12 +12,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent, User, new_user_handle
-from accounts.services import notify_user, record_event, refusals_recorded
+from accounts.services import (
+    end_signins_of_passkey,
+    notify_user,
+    record_event,
+    refusals_recorded,
+)
 from passkeys import webauthn
 from passkeys.ceremonies import consume_ceremony, new_ceremony, verify_passkey_assertion
 from passkeys.models import AuthenticatorProvider, Ceremony, Passkey
 from passkeys.onchain import add_passkey_on_chain, open_account_for, remove_passkey_on_chain
-from passkeys.selectors import credential_descriptors
+from passkeys.selectors import credential_descriptors, sign_in_candidates
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
 from portal.guards import check_sensitive_action
@@ -138,16 +143,15 @@ def _decoy_credentials(username: str) -> list[webauthn.CredentialDescriptor]:
 
 def begin_authentication(*, username: str | None) -> CeremonyOptions:
     """Username-first when a username is given; otherwise discoverable (the person picks)."""
-    user = None
+    user_id = None
     allow: list[webauthn.CredentialDescriptor] = []
     if username:
         username = username.lower()
-        user = User.objects.filter(username__iexact=username, is_active=True).first()
-        allow = credential_descriptors(user=user) if user else []
+        user_id, allow = sign_in_candidates(username=username)
         if not allow:
             allow = _decoy_credentials(username)
     ceremony = new_ceremony(
-        purpose=Ceremony.Purpose.AUTHENTICATION, user=user, username=username or ""
+        purpose=Ceremony.Purpose.AUTHENTICATION, user_id=user_id, username=username or ""
     )
     options = webauthn.authentication_options(challenge=bytes(ceremony.challenge), allow=allow)
     return CeremonyOptions(ceremony=ceremony, public_key=options)
@@ -290,8 +294,11 @@ def rename_passkey(*, user: User, passkey_id: int, name: str, client: ClientInfo
 
 
 @transaction.atomic
-def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
-    """Delete one of the user's passkeys, never the last one.
+def delete_passkey(
+    *, user: User, passkey_id: int, client: ClientInfo, operator: User | None = None
+) -> None:
+    """Delete one of the user's passkeys, never the last one (`operator`: the staff member who
+    deleted it in the admin, recorded in the audit event).
 
     The user's passkeys are locked first, so two concurrent deletions cannot leave none.
     """
@@ -303,6 +310,7 @@ def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
     if len(remaining) == 1:
         raise Conflict("last_passkey", "This is your only passkey: add another one first.")
     remove_passkey_on_chain(passkey=passkey)
+    end_signins_of_passkey(passkey=passkey, client=client)
     passkey.delete()
     record_event(
         kind=AuditEvent.Kind.PASSKEY_DELETED,
@@ -310,6 +318,7 @@ def delete_passkey(*, user: User, passkey_id: int, client: ClientInfo) -> None:
         client=client,
         passkey_id=passkey_id,
         name=passkey.name,
+        **({"by_staff": operator.username} if operator is not None else {}),
     )
     notify_user(
         user=user,

@@ -6,7 +6,6 @@ services as the API's, then start a Django session instead of issuing a token.
 
 from typing import Any
 
-from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,12 +20,15 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.permissions import current_user
-from accounts.services import mark_reauthenticated
+from accounts.selectors import signins_of
+from accounts.services import current_signin_id, start_session
 from passkeys import services
+from passkeys.models import Passkey
 from passkeys.selectors import account_overview
 from passkeys.serializers import CeremonyIdField, CredentialField
 from portal.client_info import ClientInfo
 from portal.csrf import CsrfProtected
+from portal.db import one_transaction
 from portal.fields import StrictCharField
 from portal.throttling import AuthRateThrottle
 from portal.validators import reject_control_characters
@@ -49,7 +51,13 @@ def login_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def account_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "accounts/account.html", account_overview(user=current_user(request)))
+    user = current_user(request)
+    context = {
+        **account_overview(user=user),
+        "signins": signins_of(user=user),
+        "current_signin_id": current_signin_id(request=request),
+    }
+    return render(request, "accounts/account.html", context)
 
 
 @login_required
@@ -64,9 +72,10 @@ class PageVerifyView(APIView):
     throttle_classes = [AuthRateThrottle]
     schema = None
 
-    def start_session(self, request: Request, user: User, next_url: str = "") -> Response:
-        login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
-        mark_reauthenticated(request=request._request)
+    def start_session(
+        self, request: Request, user: User, passkey: Passkey, next_url: str = ""
+    ) -> Response:
+        start_session(request=request._request, user=user, passkey=passkey)
         safe = url_has_allowed_host_and_scheme(
             next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
         )
@@ -82,16 +91,17 @@ class SignupVerifyView(PageVerifyView):
             max_length=64, required=False, allow_blank=True, validators=[reject_control_characters]
         )
 
+    @one_transaction
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user, _ = services.complete_registration(
+        user, passkey = services.complete_registration(
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
             passkey_name=data.validated_data.get("passkey_name"),
             client=ClientInfo.from_request(request),
         )
-        return self.start_session(request, user, data.validated_data.get("next", ""))
+        return self.start_session(request, user, passkey, data.validated_data.get("next", ""))
 
 
 class LoginVerifyView(PageVerifyView):
@@ -100,12 +110,13 @@ class LoginVerifyView(PageVerifyView):
         credential = CredentialField()
         next = StrictCharField(max_length=512, required=False, allow_blank=True)
 
+    @one_transaction
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user, _ = services.complete_authentication(
+        user, passkey = services.complete_authentication(
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
             client=ClientInfo.from_request(request),
         )
-        return self.start_session(request, user, data.validated_data.get("next", ""))
+        return self.start_session(request, user, passkey, data.validated_data.get("next", ""))

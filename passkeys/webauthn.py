@@ -48,6 +48,7 @@ from webauthn.helpers.structs import (
 )
 
 from portal.errors import PortalError
+from portal.json_limits import ensure_shallow
 
 CEREMONY_TIMEOUT_MS = 5 * 60 * 1000
 MAX_CREDENTIAL_ID_BYTES = 1023
@@ -201,13 +202,27 @@ def _check_credential_id(credential_id: str, raw_id: bytes) -> None:
 # --- the portal's own checks, in the order of the specification ------------------------------
 
 
-def _check_client_data(client_data_json: bytes, *, expected_type: str, challenge: bytes) -> None:
+def client_data_of(client_data_json: bytes) -> dict[str, Any]:
+    """clientDataJSON as the specification reads it: UTF-8 (strictly: no other encoding, no
+    invalid bytes), shallow, a JSON object. Every reader of client data goes through here."""
     try:
-        client_data = json.loads(client_data_json)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = client_data_json.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WebAuthnRefused(
+            "client_data_not_utf8", "The credential's client data is not UTF-8."
+        ) from exc
+    ensure_shallow(text, what="clientDataJSON")
+    try:
+        client_data = json.loads(text)
+    except ValueError as exc:
         raise _malformed("clientDataJSON is not JSON") from exc
     if not isinstance(client_data, dict):
         raise _malformed("clientDataJSON is not an object")
+    return client_data
+
+
+def _check_client_data(client_data_json: bytes, *, expected_type: str, challenge: bytes) -> None:
+    client_data = client_data_of(client_data_json)
 
     if client_data.get("type") != expected_type:
         raise WebAuthnRefused(
@@ -230,11 +245,8 @@ def _check_client_data(client_data_json: bytes, *, expected_type: str, challenge
 
 
 def client_data_origin(client_data_json: bytes) -> str | None:
-    """The origin an already verified clientDataJSON names (None when it names none)."""
-    try:
-        value = json.loads(client_data_json).get("origin")
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return None
+    """The origin a clientDataJSON names (None when it names none)."""
+    value = client_data_of(client_data_json).get("origin")
     return value if isinstance(value, str) else None
 
 

@@ -1,6 +1,13 @@
 from typing import Any, Literal
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema
+
+
+class PortalSessionScheme(SessionScheme):
+    """The session cookie, as the portal's session authentication takes it."""
+
+    target_class = "portal.authentication.PortalSessionAuthentication"
 
 
 class PortalAutoSchema(AutoSchema):

@@ -39,6 +39,14 @@ PORTAL_RELATED_ORIGINS = env.list("PORTAL_RELATED_ORIGINS", default=[])
 PORTAL_AAGUID_URL = env.str("PORTAL_AAGUID_URL", default="")
 PORTAL_NUM_PROXIES = env.int("PORTAL_NUM_PROXIES", default=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+# Client JSON (API and page bodies, clientDataJSON): at most this many bytes and nesting levels,
+# both checked before parsing. The largest body the API takes is a credential (16 KiB) and a few
+# short fields.
+PORTAL_MAX_JSON_BYTES = env.int("PORTAL_MAX_JSON_BYTES", default=64 * 1024)
+PORTAL_JSON_MAX_DEPTH = env.int("PORTAL_JSON_MAX_DEPTH", default=64)
+# The interpreter's recursion limit, put back once the chain libraries are imported (py_ecc
+# raises it to 100,000, which lets deep recursion overflow the C stack).
+PORTAL_RECURSION_LIMIT = 1000
 
 # --- Chain -----------------------------------------------------------------------------------
 CHAIN_RPC_URL = env.str("CHAIN_RPC_URL", default="http://127.0.0.1:8545")
@@ -174,6 +182,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.SignInActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -202,14 +211,24 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Keep each worker's database connection between requests (a new PostgreSQL connection costs more
+# than a whole sign-in); checked before reuse, so a restarted database is reconnected to.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if "DATABASE_URL" not in env.ENVIRON:
     VAR_DIR.mkdir(exist_ok=True)  # the embedded default lives there; any manage.py can create it
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+    # Only the rate limit's counters live here, and it falls back to per-process counters when
+    # Redis is down (portal.throttling): fail fast rather than hang a request.
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -247,7 +266,9 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_TRUSTED_ORIGINS = PORTAL_ORIGINS
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if PORTAL_NUM_PROXIES > 0:
+        # Only a configured proxy may say the client used HTTPS; without one, anyone could.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000)
@@ -271,12 +292,12 @@ CONTENT_SECURITY_POLICY = {
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.PortalTokenAuthentication",
+        "portal.authentication.PortalSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "portal.openapi.PortalAutoSchema",
     "EXCEPTION_HANDLER": "portal.api_errors.exception_handler",
     "NUM_PROXIES": PORTAL_NUM_PROXIES or None,

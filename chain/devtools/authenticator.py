@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,14 +66,18 @@ def client_data_json(
     origin: str,
     cross_origin: Any = False,
     top_origin: str | None = None,
+    extra: dict[str, Any] | None = None,
+    encoding: str = "utf-8",
 ) -> bytes:
-    """clientDataJSON as browsers serialise it; `cross_origin=None` leaves the member out."""
+    """clientDataJSON as browsers serialise it; `cross_origin=None` leaves the member out,
+    `extra` adds members, `encoding` forges a non-UTF-8 one."""
     data: dict[str, Any] = {"type": client_type, "challenge": challenge, "origin": origin}
     if cross_origin is not None:
         data["crossOrigin"] = cross_origin
     if top_origin is not None:
         data["topOrigin"] = top_origin
-    return json.dumps(data, separators=(",", ":")).encode()
+    data.update(extra or {})
+    return json.dumps(data, separators=(",", ":")).encode(encoding)
 
 
 @dataclass
@@ -158,6 +163,11 @@ class SoftAuthenticator:
     backup_eligible: bool = False
     backed_up: bool = False
     counts_signatures: bool = True
+    # How clientDataJSON is encoded (browsers: UTF-8), and members added to it.
+    client_data_encoding: str = "utf-8"
+    client_data_extra: dict[str, Any] = field(default_factory=dict)
+    # Rewrites clientDataJSON's bytes before they are signed (an attacker's forgery).
+    tamper_client_data: Callable[[bytes], bytes] | None = None
     credentials: dict[bytes, SoftwarePasskey] = field(default_factory=dict)
 
     def add_credential(self, *, user_handle: bytes) -> SoftwarePasskey:
@@ -222,7 +232,11 @@ class SoftAuthenticator:
             origin=origin or self.origin,
             cross_origin=cross_origin,
             top_origin=top_origin,
+            extra=self.client_data_extra,
+            encoding=self.client_data_encoding,
         )
+        if self.tamper_client_data is not None:
+            client_data = self.tamper_client_data(client_data)
         attestation_object = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
         return {
             "id": b64url(credential_id),
@@ -278,7 +292,11 @@ class SoftAuthenticator:
             origin=origin or self.origin,
             cross_origin=cross_origin,
             top_origin=top_origin,
+            extra=self.client_data_extra,
+            encoding=self.client_data_encoding,
         )
+        if self.tamper_client_data is not None:
+            client_data = self.tamper_client_data(client_data)
         message = auth_data + hashlib.sha256(client_data).digest()
         if signing_key is not None:
             signature = signing_key.sign(message, ec.ECDSA(hashes.SHA256()))

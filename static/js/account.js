@@ -36,6 +36,29 @@ async function signalDetails(displayName) {
   }
 }
 
+// Sign out another browser or API token, or all of them at once (a passkey confirmation first
+// when the last one is too old), then show the list again.
+async function signOutElsewhere(button, method, successText) {
+  setBusy(button, true);
+  try {
+    await withReauth(() => requestJSON(method, button.dataset.url, undefined, csrfToken), reauthUrls, csrfToken);
+    say(successText, "success");
+    window.location.reload();
+  } catch (error) {
+    say(describe(error), "error");
+    setBusy(button, false);
+  }
+}
+
+for (const button of document.querySelectorAll(".signout-button")) {
+  button.addEventListener("click", () => signOutElsewhere(button, "DELETE", "Signed out there."));
+}
+document
+  .getElementById("signout-others")
+  ?.addEventListener("click", (event) =>
+    signOutElsewhere(event.currentTarget, "POST", "Signed out everywhere else."),
+  );
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   setBusy(button, true);

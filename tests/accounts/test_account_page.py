@@ -41,7 +41,7 @@ def signed_in(client: Client, ada: User) -> Client:
 
 def passkey_rows(html: str) -> list[str]:
     """The passkey table's body rows, tags stripped and whitespace collapsed."""
-    body = re.search(r"<tbody>(.*)</tbody>", html, re.S)
+    body = re.search(r'<table id="passkeys".*?<tbody>(.*?)</tbody>', html, re.S)
     assert body, "no passkey table"
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.S)
     return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]

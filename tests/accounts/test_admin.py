@@ -77,3 +77,88 @@ def test_non_staff_cannot_use_the_admin(client: Client, sign_up: Any) -> None:
 
     assert response.status_code == 302
     assert "/login" in response["Location"]
+
+
+# --- deleting a passkey in the admin: the same service as the person's own ---------------------
+
+
+@pytest.fixture
+def alice_with_two(sign_up: Any, authenticator: Any, api_client: Any) -> tuple[User, str]:
+    token = sign_up("alice")["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    options = api_client.post(
+        "/api/v1/passkeys/register/options", {}, format="json", headers=headers
+    ).json()
+    from chain.devtools.authenticator import SoftAuthenticator
+
+    added = api_client.post(
+        "/api/v1/passkeys/register/verify",
+        {
+            "ceremony_id": options["ceremony_id"],
+            "credential": SoftAuthenticator().create(options["publicKey"]),
+            "name": "Phone",
+        },
+        format="json",
+        headers=headers,
+    )
+    assert added.status_code == 201
+    User.objects.filter(username="alice").update(email="alice@example.com")
+    return User.objects.get(username="alice"), token
+
+
+def test_an_operator_deleting_a_passkey_goes_through_the_service(
+    client: Client,
+    operator: User,
+    alice_with_two: tuple[User, str],
+    api_client: Any,
+    celery_eager: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.core import mail
+
+    alice, token = alice_with_two
+    first = Passkey.objects.get(user=alice, name="Passkey")
+    client.force_login(operator)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/passkeys/passkey/{first.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Passkey.objects.filter(pk=first.pk).exists()
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.PASSKEY_DELETED)
+    assert event.user == alice
+    assert event.details["by_staff"] == "operator"
+    assert [m.subject for m in mail.outbox] == ["A passkey was removed from your account"]
+    # The sign-up's token was signed in with it: it ended too.
+    me = api_client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 401
+
+
+def test_an_operator_cannot_delete_the_last_passkey(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    only = Passkey.objects.get(user=operator)
+
+    response = client.post(
+        f"/admin/passkeys/passkey/{only.pk}/delete/", {"post": "yes"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert Passkey.objects.filter(pk=only.pk).exists()
+    assert "only passkey" in response.content.decode()
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.PASSKEY_DELETED).exists()
+
+
+def test_the_admin_offers_no_bulk_deletion_of_passkeys(
+    client: Client, operator: User, alice_with_two: tuple[User, str]
+) -> None:
+    client.force_login(operator)
+    ids = list(Passkey.objects.values_list("pk", flat=True))
+
+    page = client.get("/admin/passkeys/passkey/")
+    client.post(
+        "/admin/passkeys/passkey/",
+        {"action": "delete_selected", "_selected_action": ids, "post": "yes"},
+    )
+
+    assert "delete_selected" not in page.content.decode()
+    assert Passkey.objects.count() == len(ids)

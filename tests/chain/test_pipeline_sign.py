@@ -227,3 +227,25 @@ def test_a_software_authenticator_of_someone_else_with_the_same_user_handle_fail
     assert response.json()["code"] == "unknown_credential"
     assert snapshot(operation) == before
     assert Passkey.objects.filter(user=user).count() == 1
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_client_data_that_is_not_utf8_is_refused_and_changes_nothing(
+    pipeline_kit: PipelineKit, person: tuple[Any, Any, Any], encoding: str
+) -> None:
+    user, _passkey, account = person
+    operation = new_operation(pipeline_kit, user, account, "target")
+    before = snapshot(operation)
+    client = client_for(user)
+    options = options_for(client, operation)
+    pipeline_kit.authenticator.client_data_encoding = encoding
+    try:
+        credential = pipeline_kit.authenticator.get(options)
+    finally:
+        pipeline_kit.authenticator.client_data_encoding = "utf-8"
+
+    response = sign(client, operation, credential)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "client_data_not_utf8"
+    assert snapshot(operation) == before

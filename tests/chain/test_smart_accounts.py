@@ -48,6 +48,19 @@ class Person:
         credential = self.authenticator.get(options["publicKey"], credential_id=with_credential)
         return self.post(f"/api/v1/operations/{operation.pk}/sign", {"credential": credential})
 
+    def confirm_with(self, authenticator: SoftAuthenticator) -> None:
+        """Confirm with another passkey (sudo mode): the token is then held by that one, and
+        survives the deletion of the passkey it signed in with."""
+        options = self.post("/api/v1/auth/reauth/options").json()
+        response = self.post(
+            "/api/v1/auth/reauth/verify",
+            {
+                "ceremony_id": options["ceremony_id"],
+                "credential": authenticator.get(options["publicKey"]),
+            },
+        )
+        assert response.status_code == 200, response.content
+
     def add_passkey(self, authenticator: SoftAuthenticator) -> Passkey:
         options = self.post("/api/v1/passkeys/register/options").json()
         response = self.post(
@@ -186,6 +199,7 @@ def test_deleting_a_passkey_removes_it_on_chain(
     alice.approve(add, with_credential=bytes(first.credential_id))
     settle(add.pk)
     index_chain()
+    alice.confirm_with(helper)
 
     response = alice.client.delete(f"/api/v1/passkeys/{first.pk}", headers=alice.headers)
 
@@ -326,11 +340,13 @@ def test_a_removal_can_be_asked_for_again_after_the_passkey_is_deleted(
     deployed: Any, w3: Web3, pipeline_chain: dict[str, str]
 ) -> None:
     alice, _, first = deployed()
-    alice.add_passkey(SoftAuthenticator())
+    helper = SoftAuthenticator()
+    alice.add_passkey(helper)
     add = ChainOperation.objects.get(kind=ADD_PASSKEY)
     alice.approve(add, with_credential=bytes(first.credential_id))
     settle(add.pk)
     index_chain()
+    alice.confirm_with(helper)
     alice.client.delete(f"/api/v1/passkeys/{first.pk}", headers=alice.headers)
     removal = ChainOperation.objects.get(kind=REMOVE_PASSKEY)
     transition(operation_id=removal.pk, to=Status.EXPIRED)

@@ -48,3 +48,28 @@ def test_check_deploy_is_clean_in_production() -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "a-long-random-production-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "DJANGO_ALLOWED_HOSTS": "testserver",
+}
+# A request that claims, in X-Forwarded-Proto, to have arrived over HTTPS.
+CLAIMS_HTTPS = (
+    "from django.test import Client; "
+    "r = Client().get('/login', headers={'X-Forwarded-Proto': 'https'}); "
+    "print('STATUS', r.status_code)"
+)
+
+
+def test_without_a_proxy_x_forwarded_proto_is_not_trusted() -> None:
+    result = manage("shell", "-c", CLAIMS_HTTPS, **PRODUCTION, PORTAL_NUM_PROXIES="0")
+
+    assert "STATUS 301" in result.stdout, result.stdout + result.stderr  # redirected to HTTPS
+
+
+def test_behind_a_configured_proxy_x_forwarded_proto_is_trusted() -> None:
+    result = manage("shell", "-c", CLAIMS_HTTPS, **PRODUCTION, PORTAL_NUM_PROXIES="1")
+
+    assert "STATUS 200" in result.stdout, result.stdout + result.stderr
