@@ -95,6 +95,7 @@ class AuditEvent(models.Model):
         INCIDENT_CHANGED = "incident_changed", "Domain incident status changed"
         LOCKDOWN_CHANGED = "lockdown_changed", "Lockdown turned on or off"
         SIGNIN_ENDED = "signin_ended", "Signed out elsewhere"
+        ACTION_REFUSED = "action_refused", "Sensitive action refused (lockdown)"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

@@ -55,6 +55,15 @@ def refusals_recorded(
         raise
 
 
+def guard_sensitive_action(*, action: str, user: User, client: ClientInfo | None = None) -> None:
+    """portal.guards' check of a sensitive action (the lockdown), its refusal audit-logged for
+    the person. Call it before the action's transaction opens, so the record is kept."""
+    with refusals_recorded(
+        kind=AuditEvent.Kind.ACTION_REFUSED, user=user, client=client, action=action
+    ):
+        check_sensitive_action(action=action)
+
+
 @transaction.atomic(savepoint=False)  # inside the sign-in's own transaction: no savepoint
 def issue_token(*, user: User, passkey: Model, client: ClientInfo) -> str:
     """A new API token for a login that has just verified `passkey` (so it starts out fresh)."""
@@ -260,7 +269,6 @@ def reauthenticated_until(*, request: HttpRequest | Request) -> datetime | None:
 # --- profile -----------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def update_profile(
     *,
     user: User,
@@ -274,31 +282,32 @@ def update_profile(
     quietly redirect the notices.
     """
     if email is not None and email != user.email:
-        check_sensitive_action(action="account.email_change")
-    changes: dict[str, Any] = {}
-    previous_email = user.email
-    if display_name is not None and display_name != user.display_name:
-        changes["display_name"] = {"old": user.display_name, "new": display_name}
-        user.display_name = display_name
-    if email is not None and email != user.email:
-        changes["email"] = {"old": user.email, "new": email}
-        user.email = email
-    if not changes:
+        guard_sensitive_action(action="account.email_change", user=user, client=client)
+    with transaction.atomic():
+        changes: dict[str, Any] = {}
+        previous_email = user.email
+        if display_name is not None and display_name != user.display_name:
+            changes["display_name"] = {"old": user.display_name, "new": display_name}
+            user.display_name = display_name
+        if email is not None and email != user.email:
+            changes["email"] = {"old": user.email, "new": email}
+            user.email = email
+        if not changes:
+            return user
+        user.save(update_fields=[field for field in ("display_name", "email") if field in changes])
+        record_event(kind=AuditEvent.Kind.PROFILE_UPDATED, user=user, client=client, **changes)
+        if "email" in changes:
+            for address in {previous_email, user.email} - {""}:
+                notify_address(
+                    address=address,
+                    subject="The email address of your account changed",
+                    message=(
+                        f"The email address of your account {user.username} changed from "
+                        f"{previous_email or '(none)'} to {user.email or '(none)'}. "
+                        "If this was not you, sign in and review your passkeys now."
+                    ),
+                )
         return user
-    user.save(update_fields=[field for field in ("display_name", "email") if field in changes])
-    record_event(kind=AuditEvent.Kind.PROFILE_UPDATED, user=user, client=client, **changes)
-    if "email" in changes:
-        for address in {previous_email, user.email} - {""}:
-            notify_address(
-                address=address,
-                subject="The email address of your account changed",
-                message=(
-                    f"The email address of your account {user.username} changed from "
-                    f"{previous_email or '(none)'} to {user.email or '(none)'}. If this was not "
-                    "you, sign in and review your passkeys now."
-                ),
-            )
-    return user
 
 
 # --- notifications ---------------------------------------------------------------------------

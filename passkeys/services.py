@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import AuditEvent, User, new_user_handle
 from accounts.services import (
     end_signins_of_passkey,
+    guard_sensitive_action,
     notify_user,
     record_event,
     refusals_recorded,
@@ -25,7 +26,6 @@ from passkeys.onchain import add_passkey_on_chain, open_account_for, remove_pass
 from passkeys.selectors import credential_descriptors, sign_in_candidates
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
-from portal.guards import check_sensitive_action
 
 DEFAULT_PASSKEY_NAME = "Passkey"
 
@@ -215,7 +215,7 @@ def complete_reauthentication(
 
 def begin_passkey_registration(*, user: User, hints: list[str] | None = None) -> CeremonyOptions:
     """Options to add a passkey to a signed-in user; their passkeys are excluded."""
-    check_sensitive_action(action="passkey.add")
+    guard_sensitive_action(action="passkey.add", user=user)
     ceremony = new_ceremony(purpose=Ceremony.Purpose.ADD_PASSKEY, user=user)
     options = webauthn.registration_options(
         challenge=bytes(ceremony.challenge),
@@ -236,7 +236,7 @@ def complete_passkey_registration(
     name: str | None,
     client: ClientInfo,
 ) -> Passkey:
-    check_sensitive_action(action="passkey.add")
+    guard_sensitive_action(action="passkey.add", user=user, client=client)
     parsed = webauthn.parse_registration_credential(credential)
     ceremony = consume_ceremony(
         ceremony_id=ceremony_id, purpose=Ceremony.Purpose.ADD_PASSKEY, user=user
@@ -293,7 +293,6 @@ def rename_passkey(*, user: User, passkey_id: int, name: str, client: ClientInfo
     return passkey
 
 
-@transaction.atomic
 def delete_passkey(
     *, user: User, passkey_id: int, client: ClientInfo, operator: User | None = None
 ) -> None:
@@ -302,29 +301,30 @@ def delete_passkey(
 
     The user's passkeys are locked first, so two concurrent deletions cannot leave none.
     """
-    check_sensitive_action(action="passkey.remove")
-    remaining = list(Passkey.objects.select_for_update().filter(user=user).order_by("pk"))
-    passkey = next((p for p in remaining if p.pk == passkey_id), None)
-    if passkey is None:
-        raise NotFound("passkey_not_found", "No such passkey.")
-    if len(remaining) == 1:
-        raise Conflict("last_passkey", "This is your only passkey: add another one first.")
-    remove_passkey_on_chain(passkey=passkey)
-    end_signins_of_passkey(passkey=passkey, client=client)
-    passkey.delete()
-    record_event(
-        kind=AuditEvent.Kind.PASSKEY_DELETED,
-        user=user,
-        client=client,
-        passkey_id=passkey_id,
-        name=passkey.name,
-        **({"by_staff": operator.username} if operator is not None else {}),
-    )
-    notify_user(
-        user=user,
-        subject="A passkey was removed from your account",
-        message=(
-            f'The passkey "{passkey.name}" was removed from your account {user.username}. '
-            "If this was not you, sign in and review your passkeys now."
-        ),
-    )
+    guard_sensitive_action(action="passkey.remove", user=user, client=client)
+    with transaction.atomic():
+        remaining = list(Passkey.objects.select_for_update().filter(user=user).order_by("pk"))
+        passkey = next((p for p in remaining if p.pk == passkey_id), None)
+        if passkey is None:
+            raise NotFound("passkey_not_found", "No such passkey.")
+        if len(remaining) == 1:
+            raise Conflict("last_passkey", "This is your only passkey: add another one first.")
+        remove_passkey_on_chain(passkey=passkey)
+        end_signins_of_passkey(passkey=passkey, client=client)
+        passkey.delete()
+        record_event(
+            kind=AuditEvent.Kind.PASSKEY_DELETED,
+            user=user,
+            client=client,
+            passkey_id=passkey_id,
+            name=passkey.name,
+            **({"by_staff": operator.username} if operator is not None else {}),
+        )
+        notify_user(
+            user=user,
+            subject="A passkey was removed from your account",
+            message=(
+                f'The passkey "{passkey.name}" was removed from your account {user.username}. '
+                "If this was not you, sign in and review your passkeys now."
+            ),
+        )

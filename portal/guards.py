@@ -4,6 +4,8 @@ Identity services (passkeys, accounts, later sessions, guardians, recovery, the 
 `check_sensitive_action(action=...)` first thing; feature apps that can refuse such actions (the
 domain watch's lockdown) register a guard in their AppConfig.ready(). So the services never import
 the feature apps, and a refusal is a PortalError the API already renders ({code, detail}).
+Services that act for a person call it through accounts.services.guard_sensitive_action, which
+also writes the refusal to the person's audit log.
 
 Action names (stable; the lockdown refuses all of them):
   passkey.add            adding a passkey to an existing account (options and verify)

@@ -28,15 +28,20 @@ def lock(reason: str = "registrar changed") -> Lockdown:
     return set_lockdown(enabled=True, reason=reason, actor=None, client=None)
 
 
-def assert_locked(response: Any) -> None:
+def assert_locked(response: Any, action: str | None = None) -> None:
     assert response.status_code == 423, response.content
     assert response.json()["code"] == "lockdown"
+    if action is not None:  # the person's activity log shows the refusal
+        refused = AuditEvent.objects.filter(kind="action_refused").latest("created_at")
+        assert refused.details == {"reason": "lockdown", "action": action}
+        assert refused.user == User.objects.get()
 
 
 def test_adding_a_passkey_is_refused(api_client: APIClient, alice: dict[str, str]) -> None:
     lock()
     assert_locked(
-        api_client.post("/api/v1/passkeys/register/options", {}, format="json", headers=alice)
+        api_client.post("/api/v1/passkeys/register/options", {}, format="json", headers=alice),
+        "passkey.add",
     )
     assert not Ceremony.objects.filter(purpose="add_passkey").exists()
 
@@ -59,7 +64,7 @@ def test_finishing_a_passkey_addition_started_before_the_lockdown_is_refused(
         headers=alice,
     )
 
-    assert_locked(response)
+    assert_locked(response, "passkey.add")
     assert Passkey.objects.count() == 1
     assert Ceremony.objects.get(ceremony_id=options["ceremony_id"]).consumed_at is None
 
@@ -74,7 +79,7 @@ def test_removing_a_passkey_is_refused(api_client: APIClient, alice: dict[str, s
 
     response = api_client.delete(f"/api/v1/passkeys/{first.pk}", headers=alice)
 
-    assert_locked(response)
+    assert_locked(response, "passkey.remove")
     assert Passkey.objects.count() == 2
     assert not AuditEvent.objects.filter(kind="passkey_deleted").exists()
 
@@ -84,7 +89,7 @@ def test_changing_the_email_is_refused(api_client: APIClient, alice: dict[str, s
     response = api_client.patch(
         "/api/v1/me", {"email": "mallory@example.com"}, format="json", headers=alice
     )
-    assert_locked(response)
+    assert_locked(response, "account.email_change")
     assert User.objects.get().email == ""
 
 
