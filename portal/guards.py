@@ -15,7 +15,7 @@ Action names (stable; the lockdown refuses all of them):
   guardian.change        adding or removing a recovery guardian (not built yet)
   recovery.discard       discarding a pending recovery (not built yet)
   sponsor.ownership_call the paymaster sponsoring an ownership-changing call: validation keys,
-                         modules, guardians, recovery discard (not built yet)
+                         modules, guardians, recovery (chain.pipeline.create, chain.ownership)
 """
 
 from typing import Protocol

@@ -16,10 +16,12 @@ from chain import userops
 from chain.budgets import PAYMASTER, RELAYER, RELAYER_CALL_GAS, ensure_within_budget
 from chain.client import ChainUnavailable, call_chain, entry_point, node, relayer_account
 from chain.models import ChainOperation
+from chain.ownership import changes_ownership
 from chain.pipeline.submit import fees, queue_submission
-from chain.selectors import deployment_address
+from chain.selectors import deployment_address, deployment_addresses
 from chain.transitions import TransitionRefused, transition
 from portal.errors import Conflict, PortalError
+from portal.guards import check_sensitive_action
 
 logger = logging.getLogger(__name__)
 Status = ChainOperation.Status
@@ -85,6 +87,7 @@ def create_user_operation(
     existing = _existing(idempotency_key)
     if existing is not None:
         return existing
+    _ensure_sponsorable(call_data=call_data, account=account)
     w3 = node()
     chain_id = settings.CHAIN_ID
     contract_ = entry_point(w3)
@@ -140,6 +143,12 @@ def create_user_operation(
         created_at=now,
     )
     return operation
+
+
+def _ensure_sponsorable(*, call_data: bytes, account: str) -> None:
+    """The sponsor pays for no ownership-changing call while a guard refuses them (423)."""
+    if changes_ownership(call_data=call_data, account=account, addresses=deployment_addresses()):
+        check_sensitive_action(action="sponsor.ownership_call")
 
 
 def create_relayer_call(
@@ -220,9 +229,9 @@ def attach_signature(
         operation = ChainOperation.objects.select_for_update().get(pk=operation_id)
         if operation.user_operation is None:
             raise not_awaiting_error()
-        signed = userops.user_operation_from_json(operation.user_operation).with_changes(
-            signature=signature
-        )
+        unsigned = userops.user_operation_from_json(operation.user_operation)
+        _ensure_sponsorable(call_data=unsigned.call_data, account=operation.account)
+        signed = unsigned.with_changes(signature=signature)
         try:
             operation = transition(
                 operation_id=operation.pk,
