@@ -73,8 +73,8 @@ def test_the_page_offers_passkey_autofill_and_a_button(client: Client) -> None:
 def test_the_page_loads_the_webauthn_library_and_its_own_module(client: Client) -> None:
     html = client.get("/login").text
 
-    assert '<script defer src="/static/vendor/simplewebauthn-browser.umd.min.js">' in html
-    assert '<script type="module" src="/static/js/login.js">' in html
+    assert '<script defer src="/static/vendor/simplewebauthn-browser.umd.min.js" integrity="sha384-' in html
+    assert '<script type="module" src="/static/js/login.js" integrity="sha384-' in html
     assert 'data-options-url="/api/v1/auth/login/options"' in html
     assert 'action="/login/verify"' in html
     assert finders.find("js/login.js")

@@ -190,4 +190,4 @@ def test_the_page_is_free_of_inline_script_and_style(signed_in: Client, ada: Use
     assert not re.search(r"\son[a-z]+=", html)
     for field_id in re.findall(r'<input[^>]*\bid="([^"]+)"', html):
         assert f'<label for="{field_id}"' in html, f"#{field_id} has no label"
-    assert '<script type="module" src="/static/js/manage.js">' in html
+    assert '<script type="module" src="/static/js/manage.js" integrity="sha384-' in html
