@@ -4,7 +4,6 @@ pragma solidity ^0.8.28;
 import {PackedUserOperation} from "@account-abstraction/contracts/interfaces/PackedUserOperation.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {P256} from "@openzeppelin/contracts/utils/cryptography/P256.sol";
-import {Base64} from "@openzeppelin/contracts/utils/Base64.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {
     IModule,
@@ -45,6 +44,8 @@ contract WebAuthnValidator is IValidator, IERC165 {
     }
 
     bytes1 private constant FLAGS_UP_UV = 0x05;
+    /// n / 2 of P-256: a signature with a larger s is refused (its twin N - s verifies the same message).
+    uint256 private constant P256_HALF_N = 0x7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8;
     uint256 private constant MIN_CREDENTIAL_ID_LENGTH = 16;
     uint256 private constant MAX_DOMAIN_LENGTH = 255;
 
@@ -188,16 +189,13 @@ contract WebAuthnValidator is IValidator, IERC165 {
         if (!decoded || authenticatorData.length < 37) return false;
         if (authenticatorData[32] & FLAGS_UP_UV != FLAGS_UP_UV) return false;
 
-        bytes memory json = clientData;
-        bytes memory expectedChallenge = bytes(Base64.encodeURL(abi.encodePacked(signedHash)));
-        bool challengeValid;
-        uint256 originStart;
-        uint256 originEnd;
-        bool canonical;
-        (canonical, originStart, originEnd) = _parseCanonical(json, expectedChallenge);
-        if (canonical) {
-            challengeValid = true;
-        } else {
+        (bytes32 challenge0, bytes32 challenge1) = _challengeWords(signedHash);
+        (bool challengeValid, uint256 originStart, uint256 originEnd) =
+            _parseCanonical(clientData, challenge0, challenge1);
+        if (!challengeValid) {
+            // Not the browsers' usual serialisation: the general JSON scan decides (in memory).
+            bytes memory json = clientData;
+            bytes memory expectedChallenge = _challengeBytes(challenge0, challenge1);
             (bool parsed, ClientData memory cd) = _parseClientData(json, expectedChallenge);
             if (!parsed || !cd.challenge.isString) return false;
             challengeValid = _equals(json, cd.challenge, expectedChallenge);
@@ -209,20 +207,112 @@ contract WebAuthnValidator is IValidator, IERC165 {
             (originStart, originEnd) = (cd.origin.start, cd.origin.end);
         }
 
-        bytes32[2] storage key = _publicKeys[string(_slice(json, originStart, originEnd))][credentialId][account];
-        bytes32 qx = key[0];
-        bytes32 qy = key[1];
+        (bytes32 qx, bytes32 qy) = _key(clientData[originStart:originEnd], credentialId, account);
         if (qx == 0 && qy == 0) return false;
 
-        bytes32 message = sha256(bytes.concat(authenticatorData, sha256(json)));
-        // OpenZeppelin's P256 rejects s > N/2 (malleable signatures) before calling the precompile, and
-        // verifies in Solidity when the chain has no precompile at 0x100.
-        bool signatureValid = P256.verify(message, r, s, qx, qy);
-        return signatureValid && challengeValid;
+        (bool hashed, bytes32 message) = _message(authenticatorData, clientData);
+        bool signatureValid = _verifyP256(message, r, s, qx, qy);
+        return signatureValid && challengeValid && hashed;
+    }
+
+    /// The key registered for (origin, credentialId, account): `_publicKeys[origin][credentialId][account]`,
+    /// hashed straight from calldata (Solidity's slots for a string/bytes key: keccak256(key ‖ slot); for an
+    /// address key: keccak256(abi.encode(key, slot))).
+    function _key(bytes calldata origin, bytes calldata credentialId, address account)
+        private
+        view
+        returns (bytes32 qx, bytes32 qy)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, origin.offset, origin.length)
+            mstore(add(ptr, origin.length), _publicKeys.slot)
+            let slot := keccak256(ptr, add(origin.length, 0x20))
+            calldatacopy(ptr, credentialId.offset, credentialId.length)
+            mstore(add(ptr, credentialId.length), slot)
+            mstore(0x20, keccak256(ptr, add(credentialId.length, 0x20)))
+            mstore(0x00, and(account, 0xffffffffffffffffffffffffffffffffffffffff))
+            slot := keccak256(0x00, 0x40)
+            qx := sload(slot)
+            qy := sload(add(slot, 1))
+        }
+    }
+
+    /// sha256(authenticatorData ‖ sha256(clientDataJSON)): the message WebAuthn signs, with the SHA-256
+    /// precompile (`ok` is false only if it did not answer).
+    function _message(bytes calldata authenticatorData, bytes calldata clientData)
+        private
+        view
+        returns (bool ok, bytes32 message)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, clientData.offset, clientData.length)
+            ok := staticcall(gas(), 0x02, ptr, clientData.length, 0x00, 0x20)
+            let authLength := authenticatorData.length
+            calldatacopy(ptr, authenticatorData.offset, authLength)
+            mstore(add(ptr, authLength), mload(0x00))
+            ok := and(ok, staticcall(gas(), 0x02, ptr, add(authLength, 0x20), 0x00, 0x20))
+            message := mload(0x00)
+        }
+    }
+
+    // ---------------------------------------------------------------- challenge (base64url of the hash)
+
+    uint256 private constant LANES_01 = 0x0101010101010101010101010101010101010101010101010101010101010101;
+    uint256 private constant LANES_80 = 0x8080808080808080808080808080808080808080808080808080808080808080;
+    uint256 private constant FIRST_11_BYTES = 0xffffffffffffffffffffff000000000000000000000000000000000000000000;
+
+    /// The 43 characters of base64url(signedHash) (unpadded): the first 32 in `w0`, the last 11 left-aligned
+    /// in `w1` (the rest of `w1` zero).
+    function _challengeWords(bytes32 signedHash) private pure returns (bytes32 w0, bytes32 w1) {
+        uint256 h = uint256(signedHash);
+        w0 = bytes32(_base64UrlLanes(h & ~uint256(type(uint64).max))); // bits 0..191: 32 characters
+        w1 = bytes32(_base64UrlLanes(h << 192) & FIRST_11_BYTES); // bits 192..255 and 2 zero bits: 11
+    }
+
+    /// base64url characters of the top 192 bits of `x`, one per byte (SWAR: all 32 at once).
+    /// First each 6-bit group goes to its own byte (halving the field sizes five times: 192 bits into
+    /// 2 × 96 in 128-bit lanes, ..., 12 bits into 2 × 6 in 8-bit lanes), then each byte v (0..63) becomes
+    /// 'A' + v, 'a' + v - 26, '0' + v - 52, '-' or '_' from its ranges (v ≥ 26, ≥ 52, ≥ 62, ≥ 63, each
+    /// a 0/1 lane from the high bit of v + 128 - bound; no lane ever carries into the next).
+    function _base64UrlLanes(uint256 x) private pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            let t := and(x, 0xffffffffffffffffffffffff0000000000000000)
+            x := or(xor(x, t), shr(32, t))
+            t := and(x, 0xffffffffffff00000000000000000000ffffffffffff00000000)
+            x := or(xor(x, t), shr(16, t))
+            t := and(x, 0xffffff0000000000ffffff0000000000ffffff0000000000ffffff0000)
+            x := or(xor(x, t), shr(8, t))
+            t := and(x, 0xfff00000fff00000fff00000fff00000fff00000fff00000fff00000fff00)
+            x := or(xor(x, t), shr(4, t))
+            t := and(x, 0x3f003f003f003f003f003f003f003f003f003f003f003f003f003f003f003f0)
+            x := or(xor(x, t), shr(2, t))
+            x := shr(2, x)
+            let geq26 := shr(7, and(add(x, mul(0x66, LANES_01)), LANES_80))
+            let geq52 := shr(7, and(add(x, mul(0x4c, LANES_01)), LANES_80))
+            let geq62 := shr(7, and(add(x, mul(0x42, LANES_01)), LANES_80))
+            let geq63 := shr(7, and(add(x, mul(0x41, LANES_01)), LANES_80))
+            v := sub(
+                add(add(x, mul(0x41, LANES_01)), add(mul(6, geq26), mul(49, geq63))),
+                add(mul(75, geq52), mul(13, geq62))
+            )
+        }
+    }
+
+    /// The 43 challenge characters as a bytes value (for the general parser).
+    function _challengeBytes(bytes32 w0, bytes32 w1) private pure returns (bytes memory out) {
+        out = new bytes(64);
+        assembly ("memory-safe") {
+            mstore(add(out, 0x20), w0)
+            mstore(add(out, 0x40), w1)
+            mstore(out, CHALLENGE_LENGTH)
+        }
     }
 
     /// abi.decode(signature, (bytes, string, bytes32[2], bytes)) without copying: calldata slices;
-    /// `ok` is false (and the slices empty) when the payload is not such an encoding.
+    /// `ok` is false (and the slices empty) when the payload is not such an encoding (a head shorter than
+    /// five words, or an offset or a length pointing past the end).
     function _decodeSignature(bytes calldata signature)
         private
         pure
@@ -235,27 +325,71 @@ contract WebAuthnValidator is IValidator, IERC165 {
             bytes calldata credentialId
         )
     {
-        authenticatorData = signature[0:0];
-        clientData = authenticatorData;
-        credentialId = authenticatorData;
-        if (signature.length < 160) return (false, authenticatorData, clientData, r, s, credentialId);
-        bool okA;
-        bool okC;
-        bool okI;
-        (okA, authenticatorData) = _dynamicAt(signature, 0);
-        (okC, clientData) = _dynamicAt(signature, 0x20);
-        r = bytes32(signature[0x40:0x60]);
-        s = bytes32(signature[0x60:0x80]);
-        (okI, credentialId) = _dynamicAt(signature, 0x80);
-        ok = okA && okC && okI;
+        assembly ("memory-safe") {
+            let base := signature.offset
+            let length := signature.length
+            authenticatorData.offset := base
+            clientData.offset := base
+            credentialId.offset := base
+            if iszero(lt(length, 160)) {
+                ok := 1
+                // the dynamic value whose offset is at head `h`: its data start, length and validity
+                function tail(b, len, h) -> start, size, valid {
+                    let offset := calldataload(add(b, h))
+                    valid := iszero(gt(offset, sub(len, 0x20)))
+                    if valid {
+                        size := calldataload(add(b, offset))
+                        valid := iszero(gt(size, sub(sub(len, 0x20), offset)))
+                        start := add(add(b, offset), 0x20)
+                    }
+                }
+                let start, size, valid := tail(base, length, 0x00)
+                if valid {
+                    authenticatorData.offset := start
+                    authenticatorData.length := size
+                }
+                ok := and(ok, valid)
+                start, size, valid := tail(base, length, 0x20)
+                if valid {
+                    clientData.offset := start
+                    clientData.length := size
+                }
+                ok := and(ok, valid)
+                start, size, valid := tail(base, length, 0x80)
+                if valid {
+                    credentialId.offset := start
+                    credentialId.length := size
+                }
+                ok := and(ok, valid)
+                r := calldataload(add(base, 0x40))
+                s := calldataload(add(base, 0x60))
+            }
+            if iszero(ok) {
+                authenticatorData.length := 0
+                clientData.length := 0
+                credentialId.length := 0
+            }
+        }
     }
 
-    function _dynamicAt(bytes calldata data, uint256 headOffset) private pure returns (bool, bytes calldata) {
-        uint256 offset = uint256(bytes32(data[headOffset:headOffset + 0x20]));
-        if (offset > data.length - 0x20) return (false, data[0:0]);
-        uint256 length = uint256(bytes32(data[offset:offset + 0x20]));
-        if (length > data.length - 0x20 - offset) return (false, data[0:0]);
-        return (true, data[offset + 0x20:offset + 0x20 + length]);
+    /// P-256 verification, low s only: the P256VERIFY precompile first; when it does not confirm the
+    /// signature (invalid, or no precompile on this chain), OpenZeppelin's P256.verify decides (it checks the
+    /// ranges and the key, calls the precompile or, without one, verifies in Solidity).
+    function _verifyP256(bytes32 message, bytes32 r, bytes32 s, bytes32 qx, bytes32 qy) private view returns (bool) {
+        if (uint256(s) > P256_HALF_N) return false;
+        bool confirmed;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, message)
+            mstore(add(ptr, 0x20), r)
+            mstore(add(ptr, 0x40), s)
+            mstore(add(ptr, 0x60), qx)
+            mstore(add(ptr, 0x80), qy)
+            mstore(0x00, 0)
+            let success := staticcall(gas(), 0x100, ptr, 0xa0, 0x00, 0x20)
+            confirmed := and(and(success, eq(returndatasize(), 0x20)), eq(mload(0x00), 1))
+        }
+        return confirmed || P256.verify(message, r, s, qx, qy);
     }
 
     // ---------------------------------------------------------------- clientDataJSON
@@ -292,39 +426,44 @@ contract WebAuthnValidator is IValidator, IERC165 {
 
     /// The serialisation browsers produce (WebAuthn's CollectedClientData order, no extra members):
     /// {"type":"webauthn.get","challenge":"<expected>","origin":"<origin>"[,"crossOrigin":false]}
-    /// Returns whether `json` is exactly that, and where the origin is; otherwise the general parser decides.
-    function _parseCanonical(bytes memory json, bytes memory expectedChallenge)
+    /// Returns whether `json` (read in place, in calldata) is exactly that for the challenge characters
+    /// (w0, w1), and where the origin is; otherwise the general parser decides.
+    function _parseCanonical(bytes calldata json, bytes32 w0, bytes32 w1)
         private
         pure
         returns (bool canonical, uint256 originStart, uint256 originEnd)
     {
         uint256 length = json.length;
-        if (length <= ORIGIN_START || expectedChallenge.length != CHALLENGE_LENGTH) return (false, 0, 0);
+        if (length <= ORIGIN_START) return (false, 0, 0);
         originStart = ORIGIN_START;
         assembly ("memory-safe") {
-            let base := add(json, 0x20)
+            let base := json.offset
             canonical := and(
-                and(eq(mload(base), HEAD_0), eq(and(mload(add(base, 0x20)), shl(224, 0xffffffff)), HEAD_1)),
                 and(
-                    eq(
-                        keccak256(add(base, CHALLENGE_START), CHALLENGE_LENGTH),
-                        keccak256(add(expectedChallenge, 0x20), CHALLENGE_LENGTH)
+                    eq(calldataload(base), HEAD_0),
+                    eq(and(calldataload(add(base, 0x20)), shl(224, 0xffffffff)), HEAD_1)
+                ),
+                and(
+                    and(
+                        eq(calldataload(add(base, CHALLENGE_START)), w0),
+                        eq(and(calldataload(add(base, add(CHALLENGE_START, 0x20))), FIRST_11_BYTES), w1)
                     ),
                     eq(
-                        and(mload(add(base, ORIGIN_PREFIX_START)), shl(160, 0xffffffffffffffffffffffff)),
+                        and(calldataload(add(base, ORIGIN_PREFIX_START)), shl(160, 0xffffffffffffffffffffffff)),
                         ORIGIN_PREFIX
                     )
                 )
             )
             // Find the first '"' or '\' of the origin, one 32-byte word at a time: a byte of x is zero
-            // exactly when the high bit of that byte in z is set.
+            // exactly when the high bit of that byte in z is set. (Bytes past the end of `json` may be
+            // read; the end found is then checked against the length.)
             originEnd := length
             if canonical {
                 let low7 := 0x7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f
                 let quotes := 0x2222222222222222222222222222222222222222222222222222222222222222
                 let backslashes := 0x5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c
                 for { let p := originStart } lt(p, length) { p := add(p, 0x20) } {
-                    let w := mload(add(base, p))
+                    let w := calldataload(add(base, p))
                     let x := xor(w, quotes)
                     let y := xor(w, backslashes)
                     let z := or(
@@ -358,12 +497,13 @@ contract WebAuthnValidator is IValidator, IERC165 {
                 // The end must be a quote inside the data, followed by `}` or `,"crossOrigin":false}`.
                 canonical := 0
                 if lt(originEnd, length) {
-                    if eq(byte(0, mload(add(base, originEnd))), 0x22) {
+                    if eq(byte(0, calldataload(add(base, originEnd))), 0x22) {
                         let rest := sub(length, add(originEnd, 1))
-                        let after := mload(add(base, add(originEnd, 1)))
+                        let after := calldataload(add(base, add(originEnd, 1)))
                         if eq(rest, 1) { canonical := eq(byte(0, after), 0x7d) }
                         if eq(rest, 21) {
-                            canonical := eq(and(after, shl(88, 0xffffffffffffffffffffffffffffffffffffffffff)), TAIL_CROSS_ORIGIN_FALSE)
+                            canonical :=
+                                eq(and(after, shl(88, 0xffffffffffffffffffffffffffffffffffffffffff)), TAIL_CROSS_ORIGIN_FALSE)
                         }
                     }
                 }
@@ -525,11 +665,4 @@ contract WebAuthnValidator is IValidator, IERC165 {
         }
     }
 
-    function _slice(bytes memory json, uint256 start, uint256 end) private pure returns (bytes memory out) {
-        uint256 length = end - start;
-        out = new bytes(length);
-        assembly ("memory-safe") {
-            mcopy(add(out, 0x20), add(add(json, 0x20), start), length)
-        }
-    }
 }
