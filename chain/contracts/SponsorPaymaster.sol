@@ -90,26 +90,29 @@ contract SponsorPaymaster is BasePaymaster {
     {
         bytes calldata data = userOp.paymasterAndData;
         if (data.length != SIGNATURE_OFFSET + SIGNATURE_LENGTH) revert InvalidPaymasterData(data.length);
-        // validUntil (6) ‖ validAfter (6) ‖ maxCost (16), left-aligned in one word
-        uint256 terms = uint256(bytes32(data[VALID_UNTIL_OFFSET:VALID_UNTIL_OFFSET + 32]));
+        // validUntil (6) ‖ validAfter (6) ‖ maxCost (16), left-aligned in one word (the length is checked)
+        uint256 terms;
+        assembly ("memory-safe") {
+            terms := calldataload(add(data.offset, 52)) // VALID_UNTIL_OFFSET
+        }
         uint256 validUntil = terms >> 208;
         uint256 validAfter = (terms >> 160) & type(uint48).max;
         uint256 maxCost = (terms >> 32) & type(uint128).max;
         bytes32 digest =
             _sponsorHash(userOp.sender, userOp.nonce, userOp.initCode, userOp.callData, validUntil, validAfter, maxCost);
         address expected = sponsor;
-        bytes calldata signature = data[SIGNATURE_OFFSET:];
         bool valid;
         assembly ("memory-safe") {
+            let signature := add(data.offset, 80) // SIGNATURE_OFFSET
             // EIP-191 personal message of the 32-byte digest
             mstore(0x00, "\x19Ethereum Signed Message:\n32")
             mstore(0x1c, digest)
             let message := keccak256(0x00, 0x3c)
-            let s := calldataload(add(signature.offset, 0x20))
+            let s := calldataload(add(signature, 0x20))
             let ptr := mload(0x40)
             mstore(ptr, message)
-            mstore(add(ptr, 0x20), byte(0, calldataload(add(signature.offset, 0x40)))) // v
-            mstore(add(ptr, 0x40), calldataload(signature.offset)) // r
+            mstore(add(ptr, 0x20), byte(0, calldataload(add(signature, 0x40)))) // v
+            mstore(add(ptr, 0x40), calldataload(signature)) // r
             mstore(add(ptr, 0x60), s)
             mstore(0x00, 0)
             let ok := staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20)

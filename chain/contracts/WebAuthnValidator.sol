@@ -19,7 +19,15 @@ import {
 /// @title WebAuthnValidator
 /// @notice ERC-7579 validator whose keys are passkeys (P-256), stored per (origin, credential id, account).
 ///
-/// Signature payload: abi.encode(bytes authenticatorData, string clientDataJSON, bytes32[2] rs, bytes credentialId).
+/// Signature payload, either form:
+/// - ZKsync SSO's: abi.encode(bytes authenticatorData, string clientDataJSON, bytes32[2] rs, bytes credentialId);
+/// - compact, for the clientDataJSON browsers produce,
+///   {"type":"webauthn.get","challenge":"<base64url of the hash>","origin":"<origin>"[,"crossOrigin":false]}:
+///   form (1 byte: 0x01 without crossOrigin, 0x02 with `,"crossOrigin":false`) ‖ r (32) ‖ s (32)
+///   ‖ authenticatorData length (2, big-endian) ‖ authenticatorData ‖ credentialId length (2) ‖ credentialId
+///   ‖ origin (the rest). The validator rebuilds exactly that clientDataJSON from the signed hash and the origin
+///   (an origin with '"' or '\' is refused), so the same checks hold by construction, and the constant parts,
+///   the challenge and the ABI padding stay out of calldata. (An ABI payload always starts with a zero byte.)
 /// A signature is valid when:
 /// - the payload decodes, and authenticatorData's flags have User Present and User Verified set;
 /// - clientDataJSON is a JSON object whose `challenge` is the base64url (no padding) of the signed hash,
@@ -44,6 +52,9 @@ contract WebAuthnValidator is IValidator, IERC165 {
     }
 
     bytes1 private constant FLAGS_UP_UV = 0x05;
+    /// First byte of a compact signature payload (see the notes above).
+    uint256 private constant COMPACT = 0x01;
+    uint256 private constant COMPACT_CROSS_ORIGIN_FALSE = 0x02;
     /// n / 2 of P-256: a signature with a larger s is refused (its twin N - s verifies the same message).
     uint256 private constant P256_HALF_N = 0x7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8;
     uint256 private constant MIN_CREDENTIAL_ID_LENGTH = 16;
@@ -178,6 +189,13 @@ contract WebAuthnValidator is IValidator, IERC165 {
     }
 
     function _isValid(address account, bytes32 signedHash, bytes calldata signature) private view returns (bool) {
+        uint256 form;
+        assembly ("memory-safe") {
+            if signature.length { form := byte(0, calldataload(signature.offset)) }
+        }
+        if (form == COMPACT || form == COMPACT_CROSS_ORIGIN_FALSE) {
+            return _isValidCompact(account, signedHash, signature, form == COMPACT_CROSS_ORIGIN_FALSE);
+        }
         (
             bool decoded,
             bytes calldata authenticatorData,
@@ -213,6 +231,107 @@ contract WebAuthnValidator is IValidator, IERC165 {
         (bool hashed, bytes32 message) = _message(authenticatorData, clientData);
         bool signatureValid = _verifyP256(message, r, s, qx, qy);
         return signatureValid && challengeValid && hashed;
+    }
+
+    /// The compact form (see the contract's notes): the canonical clientDataJSON is rebuilt here from the
+    /// signed hash and the origin, so only its variable part travels.
+    function _isValidCompact(address account, bytes32 signedHash, bytes calldata signature, bool crossOriginFalse)
+        private
+        view
+        returns (bool)
+    {
+        bool ok;
+        bytes calldata authenticatorData = signature[0:0];
+        bytes calldata credentialId = authenticatorData;
+        bytes calldata origin = authenticatorData;
+        bytes32 r;
+        bytes32 s;
+        assembly ("memory-safe") {
+            let base := signature.offset
+            let length := signature.length
+            if gt(length, 68) {
+                r := calldataload(add(base, 1))
+                s := calldataload(add(base, 33))
+                let authLength := shr(240, calldataload(add(base, 65)))
+                let idAt := add(67, authLength) // where the credential id's length is
+                if iszero(gt(add(idAt, 2), length)) {
+                    let idLength := shr(240, calldataload(add(base, idAt)))
+                    let originAt := add(add(idAt, 2), idLength)
+                    if iszero(gt(originAt, length)) {
+                        ok := 1
+                        authenticatorData.offset := add(base, 67)
+                        authenticatorData.length := authLength
+                        credentialId.offset := add(base, add(idAt, 2))
+                        credentialId.length := idLength
+                        origin.offset := add(base, originAt)
+                        origin.length := sub(length, originAt)
+                    }
+                }
+            }
+        }
+        if (!ok || authenticatorData.length < 37) return false;
+        if (authenticatorData[32] & FLAGS_UP_UV != FLAGS_UP_UV) return false;
+        // The origin goes into a JSON string as it is: no quote or backslash (as on the canonical path).
+        if (_hasQuoteOrBackslash(origin)) return false;
+
+        (bytes32 qx, bytes32 qy) = _key(origin, credentialId, account);
+        if (qx == 0 && qy == 0) return false;
+
+        (bytes32 challenge0, bytes32 challenge1) = _challengeWords(signedHash);
+        bool hashed;
+        bytes32 message;
+        assembly ("memory-safe") {
+            // {"type":"webauthn.get","challenge":"<43>","origin":"<origin>"}  or  ...",crossOrigin":false}
+            let json := mload(0x40)
+            mstore(json, HEAD_0)
+            mstore(add(json, 0x20), HEAD_1)
+            mstore(add(json, CHALLENGE_START), challenge0)
+            mstore(add(json, add(CHALLENGE_START, 0x20)), challenge1)
+            mstore(add(json, ORIGIN_PREFIX_START), ORIGIN_PREFIX)
+            calldatacopy(add(json, ORIGIN_START), origin.offset, origin.length)
+            let end := add(add(json, ORIGIN_START), origin.length)
+            let jsonLength := add(add(ORIGIN_START, origin.length), 2)
+            switch crossOriginFalse
+            case 0 { mstore(end, shl(240, 0x227d)) } // "}
+            default {
+                mstore(end, shl(248, 0x22)) // "
+                mstore(add(end, 1), TAIL_CROSS_ORIGIN_FALSE)
+                jsonLength := add(jsonLength, 20)
+            }
+            hashed := staticcall(gas(), 0x02, json, jsonLength, 0x00, 0x20)
+            // sha256(authenticatorData ‖ sha256(clientDataJSON))
+            let ptr := add(json, and(add(jsonLength, 0x3f), not(0x1f)))
+            let authLength := authenticatorData.length
+            calldatacopy(ptr, authenticatorData.offset, authLength)
+            mstore(add(ptr, authLength), mload(0x00))
+            hashed := and(hashed, staticcall(gas(), 0x02, ptr, add(authLength, 0x20), 0x00, 0x20))
+            message := mload(0x00)
+        }
+        return _verifyP256(message, r, s, qx, qy) && hashed;
+    }
+
+    /// Whether `data` holds a '"' or a '\' (one 32-byte word at a time; bytes past its end are masked off).
+    function _hasQuoteOrBackslash(bytes calldata data) private pure returns (bool found) {
+        assembly ("memory-safe") {
+            let low7 := 0x7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f
+            let quotes := 0x2222222222222222222222222222222222222222222222222222222222222222
+            let backslashes := 0x5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c
+            let length := data.length
+            for { let p := 0 } lt(p, length) { p := add(p, 0x20) } {
+                let w := calldataload(add(data.offset, p))
+                let rest := sub(length, p)
+                if lt(rest, 0x20) { w := and(w, not(shr(mul(rest, 8), not(0)))) }
+                let x := xor(w, quotes)
+                let y := xor(w, backslashes)
+                if or(
+                    not(or(or(add(and(x, low7), low7), x), low7)),
+                    not(or(or(add(and(y, low7), low7), y), low7))
+                ) {
+                    found := 1
+                    break
+                }
+            }
+        }
     }
 
     /// The key registered for (origin, credentialId, account): `_publicKeys[origin][credentialId][account]`,
@@ -259,44 +378,42 @@ contract WebAuthnValidator is IValidator, IERC165 {
 
     // ---------------------------------------------------------------- challenge (base64url of the hash)
 
-    uint256 private constant LANES_01 = 0x0101010101010101010101010101010101010101010101010101010101010101;
-    uint256 private constant LANES_80 = 0x8080808080808080808080808080808080808080808080808080808080808080;
     uint256 private constant FIRST_11_BYTES = 0xffffffffffffffffffffff000000000000000000000000000000000000000000;
 
     /// The 43 characters of base64url(signedHash) (unpadded): the first 32 in `w0`, the last 11 left-aligned
-    /// in `w1` (the rest of `w1` zero).
+    /// in `w1` (the rest of `w1` zero). SWAR, 32 characters at once: each 6-bit group first goes to its own
+    /// byte (halving the field sizes five times: 192 bits into 2 × 96 in 128-bit lanes, ..., 12 bits into
+    /// 2 × 6 in 8-bit lanes), then each byte v (0..63) becomes 'A' + v, 'a' + v - 26, '0' + v - 52, '-' or
+    /// '_' from its ranges (v ≥ 26, ≥ 52, ≥ 62, ≥ 63, each a 0/1 lane from the high bit of v + 128 - bound;
+    /// no lane ever carries into the next).
     function _challengeWords(bytes32 signedHash) private pure returns (bytes32 w0, bytes32 w1) {
-        uint256 h = uint256(signedHash);
-        w0 = bytes32(_base64UrlLanes(h & ~uint256(type(uint64).max))); // bits 0..191: 32 characters
-        w1 = bytes32(_base64UrlLanes(h << 192) & FIRST_11_BYTES); // bits 192..255 and 2 zero bits: 11
-    }
-
-    /// base64url characters of the top 192 bits of `x`, one per byte (SWAR: all 32 at once).
-    /// First each 6-bit group goes to its own byte (halving the field sizes five times: 192 bits into
-    /// 2 × 96 in 128-bit lanes, ..., 12 bits into 2 × 6 in 8-bit lanes), then each byte v (0..63) becomes
-    /// 'A' + v, 'a' + v - 26, '0' + v - 52, '-' or '_' from its ranges (v ≥ 26, ≥ 52, ≥ 62, ≥ 63, each
-    /// a 0/1 lane from the high bit of v + 128 - bound; no lane ever carries into the next).
-    function _base64UrlLanes(uint256 x) private pure returns (uint256 v) {
         assembly ("memory-safe") {
+            // base64url characters of the top 192 bits of x, one per byte (SWAR: all 32 at once)
+            function lanes(x) -> v {
+                v := or(shr(16, and(x, 0xffffffffffff00000000000000000000ffffffffffff00000000)),
+                    and(x, not(0xffffffffffff00000000000000000000ffffffffffff00000000)))
+                let t := and(v, 0xffffff0000000000ffffff0000000000ffffff0000000000ffffff0000)
+                v := or(xor(v, t), shr(8, t))
+                t := and(v, 0xfff00000fff00000fff00000fff00000fff00000fff00000fff00000fff00)
+                v := or(xor(v, t), shr(4, t))
+                t := and(v, 0x3f003f003f003f003f003f003f003f003f003f003f003f003f003f003f003f0)
+                v := shr(2, or(xor(v, t), shr(2, t)))
+                // v ≥ 26, ≥ 52, ≥ 62, ≥ 63 as 0/1 lanes: the high bit of v + 128 - bound
+                let geq26 := shr(7, and(add(v, 0x6666666666666666666666666666666666666666666666666666666666666666), 0x8080808080808080808080808080808080808080808080808080808080808080))
+                let geq52 := shr(7, and(add(v, 0x4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c), 0x8080808080808080808080808080808080808080808080808080808080808080))
+                let geq62 := shr(7, and(add(v, 0x4242424242424242424242424242424242424242424242424242424242424242), 0x8080808080808080808080808080808080808080808080808080808080808080))
+                let geq63 := shr(7, and(add(v, 0x4141414141414141414141414141414141414141414141414141414141414141), 0x8080808080808080808080808080808080808080808080808080808080808080))
+                v := sub(
+                    add(add(v, 0x4141414141414141414141414141414141414141414141414141414141414141), add(mul(6, geq26), mul(49, geq63))),
+                    add(mul(75, geq52), mul(13, geq62))
+                )
+            }
+            // bits 0..191: 32 characters (first 192 bits into two 96-bit halves of 128-bit lanes)
+            let x := and(signedHash, not(0xffffffffffffffff))
             let t := and(x, 0xffffffffffffffffffffffff0000000000000000)
-            x := or(xor(x, t), shr(32, t))
-            t := and(x, 0xffffffffffff00000000000000000000ffffffffffff00000000)
-            x := or(xor(x, t), shr(16, t))
-            t := and(x, 0xffffff0000000000ffffff0000000000ffffff0000000000ffffff0000)
-            x := or(xor(x, t), shr(8, t))
-            t := and(x, 0xfff00000fff00000fff00000fff00000fff00000fff00000fff00000fff00)
-            x := or(xor(x, t), shr(4, t))
-            t := and(x, 0x3f003f003f003f003f003f003f003f003f003f003f003f003f003f003f003f0)
-            x := or(xor(x, t), shr(2, t))
-            x := shr(2, x)
-            let geq26 := shr(7, and(add(x, mul(0x66, LANES_01)), LANES_80))
-            let geq52 := shr(7, and(add(x, mul(0x4c, LANES_01)), LANES_80))
-            let geq62 := shr(7, and(add(x, mul(0x42, LANES_01)), LANES_80))
-            let geq63 := shr(7, and(add(x, mul(0x41, LANES_01)), LANES_80))
-            v := sub(
-                add(add(x, mul(0x41, LANES_01)), add(mul(6, geq26), mul(49, geq63))),
-                add(mul(75, geq52), mul(13, geq62))
-            )
+            w0 := lanes(or(xor(x, t), shr(32, t)))
+            // bits 192..255 and 2 zero bits: 11 characters (64 bits already sit in the first 128-bit lane)
+            w1 := and(lanes(shl(192, signedHash)), FIRST_11_BYTES)
         }
     }
 
