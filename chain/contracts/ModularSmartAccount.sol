@@ -22,7 +22,7 @@ import {IERC7484Registry} from "./interfaces/IERC7484Registry.sol";
 
 /// @title ModularSmartAccount
 /// @notice ERC-4337 (EntryPoint v0.8) account with ERC-7579 validator, executor and fallback modules.
-/// Accounts are OpenZeppelin BeaconProxy instances (deployed by MSAFactory) behind one UpgradeableBeacon
+/// Accounts are AccountProxy beacon proxies (deployed by MSAFactory) behind one UpgradeableBeacon
 /// that holds this implementation; upgrading the beacon upgrades every account. Storage: the ERC-7201
 /// namespace below and OpenZeppelin Initializable's, nothing in plain slots.
 ///
