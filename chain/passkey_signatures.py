@@ -32,7 +32,7 @@ P256_HALF_N = P256_N // 2
 
 COMPACT = 0x01
 COMPACT_CROSS_ORIGIN_FALSE = 0x02
-# The clientDataJSON the compact form stands for (what browsers serialise for navigator.credentials.get).
+# The clientDataJSON the compact form stands for (browsers' serialisation for credentials.get).
 CANONICAL_CLIENT_DATA = re.compile(
     rb'\{"type":"webauthn\.get","challenge":"[A-Za-z0-9_-]{43}","origin":"([^"\\]*)"'
     rb'(,"crossOrigin":false)?\}'
