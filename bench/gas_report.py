@@ -16,15 +16,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-from eth_account import Account
-from eth_utils import to_checksum_address
-from web3.logs import DISCARD
+import django
 
-from chain import userops
-from chain.client import Sender, account_from_key, connect, contract
-from chain.devtools import deploy, devnet
-from chain.devtools.authenticator import SoftwarePasskey
-from chain.devtools.devkit import ANVIL_KEYS, Harness
+django.setup()
+
+from eth_account import Account  # noqa: E402 (after django.setup())
+from eth_utils import to_checksum_address  # noqa: E402 (after django.setup())
+from web3.logs import DISCARD  # noqa: E402 (after django.setup())
+
+from chain import userops  # noqa: E402 (after django.setup())
+from chain.client import Sender, account_from_key, connect, contract  # noqa: E402 (after django.setup())
+from chain.devtools import deploy, devnet  # noqa: E402 (after django.setup())
+from chain.devtools.authenticator import SoftwarePasskey  # noqa: E402 (after django.setup())
+from chain.devtools.devkit import ANVIL_KEYS, Harness  # noqa: E402 (after django.setup())
 
 RECIPIENT = "0x000000000000000000000000000000000000bEEF"
 ORIGIN = "https://portal.example"

@@ -270,9 +270,9 @@ def predict_account_address(*, factory: str, beacon: str, salt: bytes, init_data
     """The address MSAFactory.deployAccount(salt, init_data) deploys to, whoever calls it.
 
     Same as the factory's `predictAccountAddress` view, without a chain call: CREATE2 of an
-    OpenZeppelin BeaconProxy(beacon, init_data) (the committed artifact's creation code).
+    AccountProxy(beacon, init_data) (the committed artifact's creation code).
     """
-    init_code = artifacts.bytecode("BeaconProxy") + encode(
+    init_code = artifacts.bytecode("AccountProxy") + encode(
         ["address", "bytes"], [to_checksum_address(beacon), init_data]
     )
     digest = keccak(

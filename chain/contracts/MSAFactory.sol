@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {BeaconProxy} from "@openzeppelin/contracts/proxy/beacon/BeaconProxy.sol";
+import {AccountProxy} from "./AccountProxy.sol";
 import {Create2} from "@openzeppelin/contracts/utils/Create2.sol";
 
 interface IInitializableAccount {
@@ -9,8 +9,8 @@ interface IInitializableAccount {
 }
 
 /// @title MSAFactory
-/// @notice Deploys ModularSmartAccount instances as OpenZeppelin BeaconProxy contracts of `BEACON`, with
-/// CREATE2, initialised in the proxy's constructor.
+/// @notice Deploys ModularSmartAccount instances as beacon proxies (AccountProxy, with OpenZeppelin BeaconProxy's
+/// interface) of `BEACON`, with CREATE2, initialised in the proxy's constructor.
 ///
 /// The address depends on the salt and the exact initData (part of the proxy's init code), and on nothing
 /// else: not on who calls. Whoever deploys (the portal's relayer, whatever its key, or the EntryPoint's
@@ -39,14 +39,14 @@ contract MSAFactory {
         }
         account = predictAccountAddress(salt, initData);
         if (account.code.length != 0) return account;
-        new BeaconProxy{salt: salt}(BEACON, initData);
+        new AccountProxy{salt: salt}(BEACON, initData);
         emit AccountCreated(account, msg.sender);
         emit AccountDeployed(account, salt);
     }
 
     /// @notice The address `deployAccount(salt, initData)` deploys to, whoever calls it.
     function predictAccountAddress(bytes32 salt, bytes calldata initData) public view returns (address) {
-        bytes32 initCodeHash = keccak256(bytes.concat(type(BeaconProxy).creationCode, abi.encode(BEACON, initData)));
+        bytes32 initCodeHash = keccak256(bytes.concat(type(AccountProxy).creationCode, abi.encode(BEACON, initData)));
         return Create2.computeAddress(salt, initCodeHash);
     }
 }

@@ -22,7 +22,7 @@ import {IERC7484Registry} from "./interfaces/IERC7484Registry.sol";
 
 /// @title ModularSmartAccount
 /// @notice ERC-4337 (EntryPoint v0.8) account with ERC-7579 validator, executor and fallback modules.
-/// Accounts are OpenZeppelin BeaconProxy instances (deployed by MSAFactory) behind one UpgradeableBeacon
+/// Accounts are AccountProxy beacon proxies (deployed by MSAFactory) behind one UpgradeableBeacon
 /// that holds this implementation; upgrading the beacon upgrades every account. Storage: the ERC-7201
 /// namespace below and OpenZeppelin Initializable's, nothing in plain slots.
 ///
@@ -120,11 +120,15 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
         onlyEntryPoint
         returns (uint256 validationData)
     {
-        address validator = userOp.signature.length < 20 ? address(0) : address(bytes20(userOp.signature[:20]));
+        bytes calldata signature = userOp.signature;
+        address validator;
+        assembly ("memory-safe") {
+            if iszero(lt(signature.length, 20)) { validator := shr(96, calldataload(signature.offset)) }
+        }
         if (!_modules().validators.contains(validator)) {
             validationData = VALIDATION_FAILED;
         } else {
-            validationData = _validateWith(validator, userOp, userOpHash);
+            validationData = _validateWith(validator, userOp, signature, userOpHash);
         }
         if (missingAccountFunds != 0) {
             assembly ("memory-safe") {
@@ -137,11 +141,12 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
     /// The EntryPoint encodes the op canonically (signature is the last tail), so the call data is built
     /// by copying the op up to the signature and appending the stripped signature; any other layout
     /// takes the plain (copying) path.
-    function _validateWith(address validator, PackedUserOperation calldata userOp, bytes32 userOpHash)
-        private
-        returns (uint256 result)
-    {
-        bytes calldata signature = userOp.signature;
+    function _validateWith(
+        address validator,
+        PackedUserOperation calldata userOp,
+        bytes calldata signature,
+        bytes32 userOpHash
+    ) private returns (uint256 result) {
         bool lastTail;
         assembly ("memory-safe") {
             let sigWord := sub(sub(signature.offset, 32), userOp) // signature's length word, from the tuple
@@ -183,6 +188,22 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
     // ---------------------------------------------------------------- ERC-7579 execution
 
     function execute(bytes32 mode, bytes calldata executionCalldata) external payable onlyEntryPointOrSelf {
+        if (mode[0] == CALLTYPE_SINGLE && mode[1] == EXECTYPE_DEFAULT) {
+            // The common case, without keeping the result (execute returns nothing): one call that must succeed.
+            if (executionCalldata.length < 52) revert DecodingError();
+            assembly ("memory-safe") {
+                let target := shr(96, calldataload(executionCalldata.offset))
+                let value := calldataload(add(executionCalldata.offset, 20))
+                let length := sub(executionCalldata.length, 52)
+                let ptr := mload(0x40)
+                calldatacopy(ptr, add(executionCalldata.offset, 52), length)
+                if iszero(call(gas(), target, value, ptr, length, 0x00, 0x00)) {
+                    returndatacopy(ptr, 0x00, returndatasize())
+                    revert(ptr, returndatasize())
+                }
+            }
+            return;
+        }
         _execute(mode, executionCalldata);
     }
 

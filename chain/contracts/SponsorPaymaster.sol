@@ -5,8 +5,6 @@ import {BasePaymaster} from "@account-abstraction/contracts/core/BasePaymaster.s
 import {IEntryPoint} from "@account-abstraction/contracts/interfaces/IEntryPoint.sol";
 import {PackedUserOperation} from "@account-abstraction/contracts/interfaces/PackedUserOperation.sol";
 import {_packValidationData} from "@account-abstraction/contracts/core/Helpers.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 /// @title SponsorPaymaster
 /// @notice Verifying paymaster: pays for a user operation only when the portal's sponsor key signed it, and
@@ -28,6 +26,8 @@ contract SponsorPaymaster is BasePaymaster {
     uint256 private constant MAX_COST_OFFSET = PAYMASTER_DATA_OFFSET + 12;
     uint256 private constant SIGNATURE_OFFSET = PAYMASTER_DATA_OFFSET + 28;
     uint256 private constant SIGNATURE_LENGTH = 65;
+    /// n / 2 of secp256k1: a sponsor signature with a larger s is refused (as OpenZeppelin's ECDSA does).
+    uint256 private constant SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     address public immutable sponsor;
 
@@ -40,27 +40,48 @@ contract SponsorPaymaster is BasePaymaster {
         sponsor = sponsor_;
     }
 
-    /// @notice The hash the sponsor signs (as an EIP-191 personal message) for `userOp`, its window and cap.
+    /// @notice The hash the sponsor signs (as an EIP-191 personal message) for `userOp`, its window and cap:
+    /// keccak256(abi.encode(sender, nonce, keccak256(initCode), keccak256(callData), chainid, this paymaster,
+    /// validUntil, validAfter, maxCost)).
     function getHash(PackedUserOperation calldata userOp, uint48 validUntil, uint48 validAfter, uint128 maxCost)
         public
         view
         returns (bytes32)
     {
-        return keccak256(
-            abi.encode(
-                userOp.sender,
-                userOp.nonce,
-                keccak256(userOp.initCode),
-                keccak256(userOp.callData),
-                block.chainid,
-                address(this),
-                validUntil,
-                validAfter,
-                maxCost
-            )
-        );
+        return _sponsorHash(userOp.sender, userOp.nonce, userOp.initCode, userOp.callData, validUntil, validAfter, maxCost);
     }
 
+    function _sponsorHash(
+        address sender,
+        uint256 nonce,
+        bytes calldata initCode,
+        bytes calldata callData,
+        uint256 validUntil,
+        uint256 validAfter,
+        uint256 maxCost
+    ) private view returns (bytes32 digest) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, initCode.offset, initCode.length)
+            let initCodeHash := keccak256(ptr, initCode.length)
+            calldatacopy(ptr, callData.offset, callData.length)
+            let callDataHash := keccak256(ptr, callData.length)
+            mstore(ptr, and(sender, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(add(ptr, 0x20), nonce)
+            mstore(add(ptr, 0x40), initCodeHash)
+            mstore(add(ptr, 0x60), callDataHash)
+            mstore(add(ptr, 0x80), chainid())
+            mstore(add(ptr, 0xa0), address())
+            mstore(add(ptr, 0xc0), and(validUntil, 0xffffffffffff))
+            mstore(add(ptr, 0xe0), and(validAfter, 0xffffffffffff))
+            mstore(add(ptr, 0x100), and(maxCost, 0xffffffffffffffffffffffffffffffff))
+            digest := keccak256(ptr, 0x120)
+        }
+    }
+
+    /// Valid when the sponsor signed (low s, v 27/28) the EIP-191 message of {getHash} and the EntryPoint's
+    /// maximum cost of the operation is within the signed cap; the window goes back to the EntryPoint.
+    /// (Fields read straight from calldata; the EntryPoint encodes the operation it passes.)
     function _validatePaymasterUserOp(PackedUserOperation calldata userOp, bytes32, uint256 requiredPreFund)
         internal
         view
@@ -69,12 +90,37 @@ contract SponsorPaymaster is BasePaymaster {
     {
         bytes calldata data = userOp.paymasterAndData;
         if (data.length != SIGNATURE_OFFSET + SIGNATURE_LENGTH) revert InvalidPaymasterData(data.length);
-        uint48 validUntil = uint48(bytes6(data[VALID_UNTIL_OFFSET:VALID_AFTER_OFFSET]));
-        uint48 validAfter = uint48(bytes6(data[VALID_AFTER_OFFSET:MAX_COST_OFFSET]));
-        uint128 maxCost = uint128(bytes16(data[MAX_COST_OFFSET:SIGNATURE_OFFSET]));
-        bytes32 digest = MessageHashUtils.toEthSignedMessageHash(getHash(userOp, validUntil, validAfter, maxCost));
-        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(digest, data[SIGNATURE_OFFSET:]);
-        bool valid = error == ECDSA.RecoverError.NoError && signer == sponsor && requiredPreFund <= maxCost;
-        return ("", _packValidationData(!valid, validUntil, validAfter));
+        // validUntil (6) ‖ validAfter (6) ‖ maxCost (16), left-aligned in one word (the length is checked)
+        uint256 terms;
+        assembly ("memory-safe") {
+            terms := calldataload(add(data.offset, 52)) // VALID_UNTIL_OFFSET
+        }
+        uint256 validUntil = terms >> 208;
+        uint256 validAfter = (terms >> 160) & type(uint48).max;
+        uint256 maxCost = (terms >> 32) & type(uint128).max;
+        bytes32 digest =
+            _sponsorHash(userOp.sender, userOp.nonce, userOp.initCode, userOp.callData, validUntil, validAfter, maxCost);
+        address expected = sponsor;
+        bool valid;
+        assembly ("memory-safe") {
+            let signature := add(data.offset, 80) // SIGNATURE_OFFSET
+            // EIP-191 personal message of the 32-byte digest
+            mstore(0x00, "\x19Ethereum Signed Message:\n32")
+            mstore(0x1c, digest)
+            let message := keccak256(0x00, 0x3c)
+            let s := calldataload(add(signature, 0x20))
+            let ptr := mload(0x40)
+            mstore(ptr, message)
+            mstore(add(ptr, 0x20), byte(0, calldataload(add(signature, 0x40)))) // v
+            mstore(add(ptr, 0x40), calldataload(signature)) // r
+            mstore(add(ptr, 0x60), s)
+            mstore(0x00, 0)
+            let ok := staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20)
+            valid := and(
+                and(and(ok, eq(returndatasize(), 0x20)), eq(mload(0x00), expected)),
+                and(iszero(gt(s, SECP256K1_HALF_N)), iszero(gt(requiredPreFund, maxCost)))
+            )
+        }
+        return (context, _packValidationData(!valid, uint48(validUntil), uint48(validAfter)));
     }
 }

@@ -1,9 +1,9 @@
 """Compile the Solidity contracts with the pinned solcjs and manage the committed artifacts.
 
-The portal's own contracts are every `chain/contracts/*.sol`; OpenZeppelin's beacon proxy and
-beacon and the reference SimpleAccount are compiled from node_modules too. Each contract gets one
-artifact, `chain/contracts/build/<Name>.json`, holding its ABI, creation and runtime bytecode
-and the compiler version and settings that produced them.
+The portal's own contracts are every `chain/contracts/*.sol` (the account proxy included);
+OpenZeppelin's beacon and the reference SimpleAccount are compiled from node_modules too. Each
+contract gets one artifact, `chain/contracts/build/<Name>.json`, holding its ABI, creation and
+runtime bytecode and the compiler version and settings that produced them.
 
 The EntryPoint is not compiled: its artifact is the one published in
 `@account-abstraction/contracts` (the bytecode deployed at the canonical address on every chain),
@@ -35,7 +35,6 @@ COMPILER_SETTINGS: dict[str, Any] = {
 
 # Library contracts compiled from node_modules: source unit → contract names to keep.
 LIBRARY_CONTRACTS: dict[str, tuple[str, ...]] = {
-    "@openzeppelin/contracts/proxy/beacon/BeaconProxy.sol": ("BeaconProxy",),
     "@openzeppelin/contracts/proxy/beacon/UpgradeableBeacon.sol": ("UpgradeableBeacon",),
     "@account-abstraction/contracts/accounts/SimpleAccountFactory.sol": ("SimpleAccountFactory",),
     "@account-abstraction/contracts/accounts/SimpleAccount.sol": ("SimpleAccount",),

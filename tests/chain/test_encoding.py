@@ -76,6 +76,76 @@ def test_client_data_json_is_kept_byte_for_byte() -> None:
     assert decode(["bytes", "bytes", "bytes32[2]", "bytes"], encoded.payload)[1] == raw
 
 
+@pytest.mark.parametrize("cross_origin", [b"", b',"crossOrigin":false'], ids=["absent", "false"])
+def test_compact_form_for_the_browsers_client_data(cross_origin: bytes) -> None:
+    challenge = challenge_for(bytes(range(32))).encode()
+    client_data = (
+        b'{"type":"webauthn.get","challenge":"'
+        + challenge
+        + b'","origin":"https://a.example:8443"'
+        + cross_origin
+        + b"}"
+    )
+    authenticator_data = b"\x11" * 32 + b"\x05" + b"\0\0\0\1"
+    encoded = passkey_signature(
+        validator=VALIDATOR,
+        authenticator_data=authenticator_data,
+        client_data_json=client_data,
+        signature_der=encode_dss_signature(7, 9),
+        credential_id=b"c" * 20,
+    )
+    form = 2 if cross_origin else 1
+    assert (
+        encoded.payload
+        == encoded.compact_payload
+        == (
+            bytes([form])
+            + (7).to_bytes(32, "big")
+            + (9).to_bytes(32, "big")
+            + b"\x00\x25"
+            + authenticator_data
+            + b"\x00\x14"
+            + b"c" * 20
+            + b"https://a.example:8443"
+        )
+    )
+    assert encoded.encoded == bytes.fromhex(VALIDATOR[2:]) + encoded.payload
+    assert encoded.encoded_abi == bytes.fromhex(VALIDATOR[2:]) + encoded.abi_payload
+    assert decode(["bytes", "string", "bytes32[2]", "bytes"], encoded.abi_payload)[1] == (
+        client_data.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    "client_data",
+    [
+        b'{"type":"webauthn.get","challenge":"CHALLENGE","origin":"https://a.example",'
+        b'"other_keys_can_be_added_here":"x"}',
+        b'{"challenge":"CHALLENGE","type":"webauthn.get","origin":"https://a.example"}',
+        b'{"type":"webauthn.get","challenge":"CHALLENGE","origin":"https:\\/\\/a.example"}',
+        b'{"type":"webauthn.get","challenge":"CHALLENGE","origin":"https://a.example",'
+        b'"crossOrigin":true}',
+        b'{"type":"webauthn.create","challenge":"CHALLENGE","origin":"https://a.example"}',
+        b'{"type":"webauthn.get","challenge":"CHALLENGE","origin":"https://a.example"} ',
+        b'{"type":"webauthn.get","challenge":"CHALLENG","origin":"https://a.example"}',
+    ],
+    ids=["extra-member", "other-order", "escaped", "cross-origin", "create", "space", "short"],
+)
+def test_other_client_data_keeps_the_abi_form(client_data: bytes) -> None:
+    challenge = challenge_for(bytes(range(32))).encode()
+    client_data = client_data.replace(b"CHALLENGE", challenge)
+    encoded = passkey_signature(
+        validator=VALIDATOR,
+        authenticator_data=b"\0" * 37,
+        client_data_json=client_data,
+        signature_der=encode_dss_signature(1, 1),
+        credential_id=b"c" * 16,
+    )
+    assert encoded.compact_payload is None
+    assert encoded.payload == encoded.abi_payload
+    assert encoded.encoded == encoded.encoded_abi
+
+
 def test_challenge_is_unpadded_base64url() -> None:
     digest = bytes(range(32))
     assert challenge_for(digest) == base64.urlsafe_b64encode(digest).decode().rstrip("=")

@@ -311,11 +311,49 @@ def refused_on_chain(harness: Harness, op: PackedUserOperation) -> tuple[str, by
 
 
 def signed_transfer(
-    harness: Harness, account: str, passkey: SoftwarePasskey, *, value: int = 1, **options: Any
+    harness: Harness,
+    account: str,
+    passkey: SoftwarePasskey,
+    *,
+    value: int = 1,
+    abi_form: bool = False,
+    **options: Any,
 ) -> PackedUserOperation:
+    """A sponsored transfer signed by `passkey`: the compact signature form when clientDataJSON
+    allows it (the default), ZKsync SSO's ABI form with `abi_form`."""
     op = harness.sponsor(transfer_op(harness, account, value=value))
-    op, _ = harness.sign(op, passkey, **options)
-    return op
+    op, signature = harness.sign(op, passkey, **options)
+    return op.with_changes(signature=signature.encoded_abi) if abi_form else op
+
+
+@pytest.mark.parametrize("cross_origin", [None, False], ids=["no-crossOrigin", "crossOrigin-false"])
+def test_both_signature_forms_are_accepted(
+    harness: Harness, passkey: SoftwarePasskey, account: str, cross_origin: bool | None
+) -> None:
+    op = harness.sponsor(transfer_op(harness, account))
+    op, signature = harness.sign(op, passkey, cross_origin=cross_origin)
+    compact = signature.compact_payload
+    assert compact is not None and compact[0] == (2 if cross_origin is False else 1)
+    assert op.signature == bytes.fromhex(harness.validator.address[2:]) + compact
+    assert len(signature.encoded) < len(signature.encoded_abi) - 300
+    assert harness.simulate_failure(op) is None
+    assert harness.simulate_failure(op.with_changes(signature=signature.encoded_abi)) is None
+    # The compact form stands for exactly one clientDataJSON: the other crossOrigin variant of it
+    # is a different message, which the passkey did not sign.
+    other = bytes([3 - compact[0]]) + compact[1:]
+    op_other = op.with_changes(signature=op.signature[:20] + other)
+    assert refused_on_chain(harness, op_other) == (SIGNATURE_ERROR, b"")
+    digest = keccak(text="a message")
+    for form in ("encoded", "encoded_abi"):
+        signed = getattr(
+            harness.encode(
+                passkey.assertion(harness.account(account).functions.replaySafeHash(digest).call())
+            ),
+            form,
+        )
+        assert harness.account(account).functions.isValidSignature(digest, signed).call() == (
+            bytes.fromhex("1626ba7e")
+        )
 
 
 def test_refuses_a_signature_over_another_challenge(
@@ -403,10 +441,64 @@ def test_malformed_signatures_fail_validation_without_reverting(
     account: str,
     malform: Callable[[bytes, bytes], bytes],
 ) -> None:
-    op = signed_transfer(harness, account, passkey)
+    op = signed_transfer(harness, account, passkey, abi_form=True)
     validator = bytes.fromhex(harness.validator.address[2:])
     op = op.with_changes(signature=malform(op.signature, validator))
     assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
+
+
+def _compact(
+    payload: bytes, *, auth_length: int | None = None, id_length: int | None = None
+) -> bytes:
+    """A compact payload with its length fields replaced."""
+    auth = int.from_bytes(payload[65:67], "big")
+    out = bytearray(payload)
+    if auth_length is not None:
+        out[65:67] = auth_length.to_bytes(2, "big")
+    if id_length is not None:
+        out[67 + auth : 69 + auth] = id_length.to_bytes(2, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "malform",
+    [
+        lambda p: p[:68],  # shorter than its fixed part
+        lambda p: p[:67],
+        lambda p: _compact(p, auth_length=0xFFFF),  # authenticatorData past the end
+        lambda p: _compact(p, id_length=0xFFFF),  # credential id past the end
+        lambda p: _compact(
+            p, id_length=len(p)
+        ),  # credential id swallowing the origin, past the end
+        lambda p: _compact(p, auth_length=36, id_length=0),  # authenticatorData too short for flags
+        lambda p: b"\x03" + p[1:],  # unknown form
+        lambda p: p + b'"',  # a quote in the origin
+        lambda p: p[:-6] + b"\\" + p[-5:],  # a backslash in the origin
+        lambda p: p[:-1],  # another origin
+    ],
+    ids=[
+        "fixed-part",
+        "no-credential-length",
+        "authenticator-data-past-end",
+        "credential-id-past-end",
+        "credential-id-too-long",
+        "short-authenticator-data",
+        "unknown-form",
+        "quote-in-origin",
+        "backslash-in-origin",
+        "other-origin",
+    ],
+)
+def test_malformed_compact_signatures_fail_validation_without_reverting(
+    harness: Harness, passkey: SoftwarePasskey, account: str, malform: Callable[[bytes], bytes]
+) -> None:
+    op = signed_transfer(harness, account, passkey)
+    assert op.signature[20] in (1, 2)
+    op = op.with_changes(signature=op.signature[:20] + malform(op.signature[20:]))
+    assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
+    assert harness.account(account).functions.isValidSignature(
+        b"\1" * 32, op.signature
+    ).call() == bytes.fromhex("ffffffff")
 
 
 @pytest.mark.parametrize(
@@ -483,21 +575,32 @@ def test_refuses_a_removed_passkey(
 
 
 @pytest.mark.parametrize(
-    "tamper",
+    ("abi_form", "tamper"),
     [
-        lambda sig: (
-            sig[:-40] + bytes([sig[-40] ^ 1]) + sig[-39:]
-        ),  # inside the credential id / r, s area
-        lambda sig: (
-            sig[:200] + bytes([sig[200] ^ 0x20]) + sig[201:]
-        ),  # inside authenticatorData/clientData
+        (True, lambda sig: sig[:-40] + bytes([sig[-40] ^ 1]) + sig[-39:]),  # credential id / r, s
+        (True, lambda sig: sig[:200] + bytes([sig[200] ^ 0x20]) + sig[201:]),  # signed data
+        (False, lambda sig: sig[:30] + bytes([sig[30] ^ 1]) + sig[31:]),  # r
+        (False, lambda sig: sig[:60] + bytes([sig[60] ^ 1]) + sig[61:]),  # s
+        (False, lambda sig: sig[:100] + bytes([sig[100] ^ 1]) + sig[101:]),  # authenticatorData
+        (False, lambda sig: sig[:130] + bytes([sig[130] ^ 1]) + sig[131:]),  # credential id
     ],
-    ids=["credential-or-rs", "signed-data"],
+    ids=[
+        "abi-credential-or-rs",
+        "abi-signed-data",
+        "r",
+        "s",
+        "authenticator-data",
+        "credential-id",
+    ],
 )
 def test_refuses_a_tampered_signature(
-    harness: Harness, passkey: SoftwarePasskey, account: str, tamper: Callable[[bytes], bytes]
+    harness: Harness,
+    passkey: SoftwarePasskey,
+    account: str,
+    abi_form: bool,
+    tamper: Callable[[bytes], bytes],
 ) -> None:
-    op = signed_transfer(harness, account, passkey)
+    op = signed_transfer(harness, account, passkey, abi_form=abi_form)
     op = op.with_changes(signature=tamper(op.signature))
     assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
 
@@ -617,3 +720,32 @@ def test_refuses_an_escaped_origin(
     assertion.signature_der = passkey.private_key.sign(message, ec.ECDSA(hashes.SHA256()))
     op = op.with_changes(signature=harness.encode(assertion).encoded)
     assert refused_on_chain(harness, op) == (SIGNATURE_ERROR, b"")
+
+
+def _hashes_for_every_base64_boundary() -> list[bytes]:
+    """Hashes whose base64url characters hit every range edge (0, 25, 26, 51, 52, 61, 62, 63) in
+    every position, plus all-zero, all-one and random ones."""
+    hashes = [b"\0" * 32, b"\xff" * 32] + [os.urandom(32) for _ in range(8)]
+    for value in (0, 25, 26, 51, 52, 61, 62, 63):
+        bits = format(value, "06b") * 43  # 258 bits: the 43 characters all equal to `value`
+        hashes.append(int(bits[:256], 2).to_bytes(32, "big"))
+    return hashes
+
+
+def test_the_challenge_of_any_hash_is_checked_exactly(
+    harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    check = harness.validator.functions.isValidSignatureWithSender
+    for digest in _hashes_for_every_base64_boundary():
+        signature = harness.encode(passkey.assertion(digest))
+        assert signature.compact_payload is not None
+        for payload in (signature.compact_payload, signature.abi_payload):
+            assert check(account, digest, payload).call({"from": account}) == bytes.fromhex(
+                "1626ba7e"
+            )
+            # the same signature over any other hash (here: its last bit flipped, which only
+            # changes the 43rd character) is refused
+            other = digest[:31] + bytes([digest[31] ^ 1])
+            assert check(account, other, payload).call({"from": account}) == bytes.fromhex(
+                "ffffffff"
+            )

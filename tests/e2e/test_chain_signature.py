@@ -156,6 +156,12 @@ def test_browser_passkey_signature_is_accepted_on_chain(
             credential_id=credential_id,
         )
         signed = op.with_changes(signature=signature.encoded)
+        # The browser's usual clientDataJSON travels in the compact form; both forms verify.
+        if client_data_json.startswith(b'{"type":"webauthn.get","challenge":"') and (
+            b"other_keys" not in client_data_json
+        ):
+            assert signature.compact_payload is not None
+        assert harness.simulate_failure(op.with_changes(signature=signature.encoded_abi)) is None
 
         # Forged variants of this very assertion are refused on chain...
         raw_s = signature.__class__(**{**signature.__dict__, "s": P256_N - signature.s})

@@ -73,7 +73,8 @@ def test_the_page_offers_passkey_autofill_and_a_button(client: Client) -> None:
 def test_the_page_loads_the_webauthn_library_and_its_own_module(client: Client) -> None:
     html = client.get("/login").text
 
-    assert '<script defer src="/static/vendor/simplewebauthn-browser.umd.min.js" integrity="sha384-' in html
+    library = "/static/vendor/simplewebauthn-browser.umd.min.js"
+    assert f'<script defer src="{library}" integrity="sha384-' in html
     assert '<script type="module" src="/static/js/login.js" integrity="sha384-' in html
     assert 'data-options-url="/api/v1/auth/login/options"' in html
     assert 'action="/login/verify"' in html

@@ -66,7 +66,8 @@ def test_the_page_asks_for_a_username_and_an_optional_display_name(client: Clien
 def test_the_page_loads_the_webauthn_library_and_its_own_module(client: Client) -> None:
     html = client.get("/signup").text
 
-    assert '<script defer src="/static/vendor/simplewebauthn-browser.umd.min.js" integrity="sha384-' in html
+    library = "/static/vendor/simplewebauthn-browser.umd.min.js"
+    assert f'<script defer src="{library}" integrity="sha384-' in html
     assert '<script type="module" src="/static/js/signup.js" integrity="sha384-' in html
     assert 'data-options-url="/api/v1/auth/register/options"' in html
     assert 'action="/signup/verify"' in html
