@@ -94,6 +94,12 @@ class AuditEvent(models.Model):
         DOMAIN_CHANGE_EXPECTED = "domain_change_expected", "Domain change pre-approved"
         INCIDENT_CHANGED = "incident_changed", "Domain incident status changed"
         LOCKDOWN_CHANGED = "lockdown_changed", "Lockdown turned on or off"
+        GUARDIAN_CHANGED = "guardian_changed", "Recovery guardian proposed, accepted or removed"
+        RECOVERY_STARTED = "recovery_started", "Account recovery started"
+        RECOVERY_APPROVED = "recovery_approved", "Account recovery approved by a guardian"
+        RECOVERY_REFUSED = "recovery_refused", "Account recovery refused by a guardian"
+        RECOVERY_DISCARDED = "recovery_discarded", "Account recovery cancelled"
+        RECOVERY_FINISHED = "recovery_finished", "Account recovery finished or expired"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

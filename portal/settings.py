@@ -94,6 +94,18 @@ CHAIN_REPLACE_AFTER_SECONDS = env.int("CHAIN_REPLACE_AFTER_SECONDS", default=60)
 # How often beat runs the pipeline tick: expire, re-dispatch and track operations (seconds).
 CHAIN_TICK_SECONDS = env.float("CHAIN_TICK_SECONDS", default=2.0)
 
+# --- Guardian recovery (recovery/) -----------------------------------------------------------
+# How long a started recovery waits for a guardian's approval before it expires (seconds).
+RECOVERY_APPROVAL_SECONDS = env.int("RECOVERY_APPROVAL_SECONDS", default=72 * 3600)
+# Wrong short codes typed by guardians before a request is discarded.
+RECOVERY_CODE_ATTEMPTS = env.int("RECOVERY_CODE_ATTEMPTS", default=5)
+# A guardian starts at most one recovery of an account within this window (seconds).
+RECOVERY_GUARDIAN_LIMIT_SECONDS = env.int("RECOVERY_GUARDIAN_LIMIT_SECONDS", default=72 * 3600)
+# How often beat finalizes due recoveries and expires late ones (seconds).
+RECOVERY_DEADLINES_SECONDS = env.float("RECOVERY_DEADLINES_SECONDS", default=60.0)
+# Extra addresses told when a recovery starts or is cancelled (staff with an email always are).
+RECOVERY_ALERT_EMAILS = env.list("RECOVERY_ALERT_EMAILS", default=[])
+
 # --- Domain watch (domains/) ------------------------------------------------------------------
 # Domains watched by the domain-ownership watch: the RP ID unless it is localhost, plus those added
 # in the console.
@@ -148,6 +160,7 @@ INSTALLED_APPS = [
     "passkeys",
     "chain",
     "sessionkeys",
+    "recovery",
     "domains",
 ]
 
@@ -177,6 +190,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.guard_banners",
+                "recovery.context_processors.recovery_notices",
             ],
         },
     },
@@ -338,6 +352,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": timedelta(seconds=DOMAINS_CHECK_SECONDS),
         # A run nobody picked up within a period is worthless: the next one does the same.
         "options": {"expires": DOMAINS_CHECK_SECONDS},
+    },
+    "recovery-deadlines": {
+        "task": "recovery.tasks.recovery_deadlines",
+        "schedule": timedelta(seconds=RECOVERY_DEADLINES_SECONDS),
+        "options": {"expires": RECOVERY_DEADLINES_SECONDS},
     },
     "chain-pipeline-tick": {
         "task": "chain.tasks.pipeline_tick",
