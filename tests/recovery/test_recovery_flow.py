@@ -75,7 +75,9 @@ def test_guardian_is_proposed_invited_and_accepted_on_chain(
     assert row.status == Guardian.Status.ACTIVE
 
     executor = contract(w3, "GuardianExecutor", pipeline_chain["GuardianExecutor"])
-    assert executor.functions.guardianStatusFor(alice.account.address, bob.account.address).call() == [
+    assert executor.functions.guardianStatusFor(
+        alice.account.address, bob.account.address
+    ).call() == [
         True,
         True,
     ]
