@@ -282,7 +282,9 @@ def test_the_owner_cancels_from_a_device_that_still_works(
     page.driver.delete_all_cookies()
     page.open(f"/recover/{request.public_id}")
     wait_for(page, '#recovery-status[data-status="discarded"]')
-    assert "cancelled it" in page.text("#recovery-countdown")
+    WebDriverWait(page.driver, WAIT_SECONDS).until(
+        lambda _: "cancelled it" in page.text("#recovery-countdown")
+    )
 
 
 def test_a_request_expires_after_72_hours(
@@ -308,5 +310,7 @@ def test_a_request_expires_after_72_hours(
     page.driver.delete_all_cookies()
     page.open(f"/recover/{request.public_id}")
     wait_for(page, '#recovery-status[data-status="expired"]')
-    assert "72-hour window" in page.text("#recovery-countdown")
+    WebDriverWait(page.driver, WAIT_SECONDS).until(
+        lambda _: "72-hour window" in page.text("#recovery-countdown")
+    )
     page.screenshot("recovery-expired")
