@@ -275,7 +275,15 @@ class RecoveryOptionsApi(APIView):
     class InputSerializer(serializers.Serializer[Any]):
         username = UsernameField()
 
-    @extend_schema(request=InputSerializer, operation_id="recoveries_options")
+    class OutputSerializer(serializers.Serializer[Any]):
+        ceremony_id = CeremonyIdField()
+        publicKey = serializers.DictField()  # the WebAuthn JSON name
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer},
+        operation_id="recoveries_options",
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
