@@ -96,6 +96,12 @@ class AuditEvent(models.Model):
         LOCKDOWN_CHANGED = "lockdown_changed", "Lockdown turned on or off"
         SIGNIN_ENDED = "signin_ended", "Signed out elsewhere"
         ACTION_REFUSED = "action_refused", "Sensitive action refused (lockdown)"
+        GUARDIAN_CHANGED = "guardian_changed", "Recovery guardian proposed, accepted or removed"
+        RECOVERY_STARTED = "recovery_started", "Account recovery started"
+        RECOVERY_APPROVED = "recovery_approved", "Account recovery approved by a guardian"
+        RECOVERY_REFUSED = "recovery_refused", "Account recovery refused by a guardian"
+        RECOVERY_DISCARDED = "recovery_discarded", "Account recovery cancelled"
+        RECOVERY_FINISHED = "recovery_finished", "Account recovery finished or expired"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

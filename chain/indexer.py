@@ -17,9 +17,11 @@ transaction under a lock on the chain's cursor row:
 4. Store the hash of the batch's last block (a checkpoint) and move the cursor there.
 5. Send events_indexed with the (name, account, credential id) of every event added or removed.
 
-Indexed: WebAuthnValidator PasskeyCreated / PasskeyRemoved and MSAFactory AccountDeployed (all of
-them), EntryPoint UserOperationEvent (those paid by the portal's SponsorPaymaster only: the
-EntryPoint may be the chain's shared one).
+Indexed: the events listed in INDEXED_EVENTS, all of them for the portal's own contracts
+(WebAuthnValidator's key events, MSAFactory's AccountDeployed, GuardianExecutor's guardian and
+recovery events), and EntryPoint UserOperationEvent (those paid by the portal's SponsorPaymaster
+only: the EntryPoint may be the chain's shared one). A contract of OPTIONAL_CONTRACTS that is not
+recorded on the chain is simply not read.
 """
 
 from __future__ import annotations
@@ -52,13 +54,31 @@ INDEXED_EVENTS: dict[str, tuple[str, ...]] = {
     "WebAuthnValidator": ("PasskeyCreated", "PasskeyRemoved"),
     "MSAFactory": ("AccountDeployed",),
     "EntryPoint": ("UserOperationEvent",),
+    "GuardianExecutor": (
+        "GuardianProposed",
+        "GuardianAdded",
+        "GuardianRemoved",
+        "RecoveryInitiated",
+        "RecoveryFinished",
+        "RecoveryDiscarded",
+    ),
 }
+# Contracts read only when recorded on the chain (deployments made before they existed).
+OPTIONAL_CONTRACTS = frozenset({"GuardianExecutor"})
+# The EntryPoint is shared: only the UserOperationEvents of the portal's paymaster are read.
+SHARED_CONTRACTS = frozenset({"EntryPoint"})
 # event → its argument that names the smart account it is about
 ACCOUNT_ARGUMENT = {
     "PasskeyCreated": "keyOwner",
     "PasskeyRemoved": "keyOwner",
     "AccountDeployed": "account",
     "UserOperationEvent": "sender",
+    "GuardianProposed": "account",
+    "GuardianAdded": "account",
+    "GuardianRemoved": "account",
+    "RecoveryInitiated": "account",
+    "RecoveryFinished": "account",
+    "RecoveryDiscarded": "account",
 }
 # Checkpoints (batch-end block hashes) kept per chain: a reorg deeper than the oldest one makes
 # the indexer read the chain again from CHAIN_INDEXER_START_BLOCK.
@@ -111,6 +131,15 @@ class _EventSpec:
     addresses: tuple[str, ...]  # the arguments of type address
 
 
+def _abi_type(item: dict[str, Any]) -> str:
+    """The canonical type of an ABI input: a struct is its components' tuple type."""
+    type_ = str(item["type"])
+    if type_.startswith("tuple"):
+        inner = ",".join(_abi_type(component) for component in item["components"])
+        return f"({inner}){type_[len('tuple') :]}"
+    return type_
+
+
 def _event_spec(contract: str, name: str) -> _EventSpec:
     event_abi = next(
         item for item in artifacts.abi(contract) if item["type"] == "event" and item["name"] == name
@@ -122,7 +151,7 @@ def _event_spec(contract: str, name: str) -> _EventSpec:
         topic="0x" + bytes(event_abi_to_log_topic(event_abi)).hex(),  # type: ignore[arg-type]
         indexed=tuple((item["name"], item["type"]) for item in inputs if item["indexed"]),
         data_names=tuple(item["name"] for item in inputs if not item["indexed"]),
-        data_types=tuple(item["type"] for item in inputs if not item["indexed"]),
+        data_types=tuple(_abi_type(item) for item in inputs if not item["indexed"]),
         order=tuple(item["name"] for item in inputs),
         addresses=tuple(item["name"] for item in inputs if item["type"] == "address"),
     )
@@ -137,36 +166,36 @@ class _Source:
     addresses: dict[str, str]
 
     def __post_init__(self) -> None:
+        self.contracts = [name for name in INDEXED_EVENTS if name in self.addresses]
         self.specs = {
             spec.topic: spec
             for spec in (
                 _event_spec(contract, name)
-                for contract, names in INDEXED_EVENTS.items()
-                for name in names
+                for contract in self.contracts
+                for name in INDEXED_EVENTS[contract]
             )
         }
         self.topic_of = {(spec.contract, spec.name): spec.topic for spec in self.specs.values()}
         self.contract_at = {
-            self.addresses[contract].lower(): contract for contract in INDEXED_EVENTS
+            self.addresses[contract].lower(): contract for contract in self.contracts
         }
 
     def filters(self, start: int, end: int) -> list[dict[str, Any]]:
-        """eth_getLogs filters: the validator's and factory's events, and the EntryPoint's
-        UserOperationEvents whose paymaster (third indexed argument) is the portal's."""
+        """eth_getLogs filters: every indexed event of the portal's own contracts, and the
+        EntryPoint's UserOperationEvents whose paymaster (third indexed argument) is the
+        portal's."""
         paymaster_topic = "0x" + "00" * 12 + self.addresses["SponsorPaymaster"][2:].lower()
         blocks = {"fromBlock": hex(start), "toBlock": hex(end)}
+        own = [contract for contract in self.contracts if contract not in SHARED_CONTRACTS]
         return [
             {
                 **blocks,
-                "address": [
-                    self.addresses["WebAuthnValidator"],
-                    self.addresses["MSAFactory"],
-                ],
+                "address": [self.addresses[contract] for contract in own],
                 "topics": [
                     [
-                        self.topic_of[("WebAuthnValidator", "PasskeyCreated")],
-                        self.topic_of[("WebAuthnValidator", "PasskeyRemoved")],
-                        self.topic_of[("MSAFactory", "AccountDeployed")],
+                        self.topic_of[(contract, name)]
+                        for contract in own
+                        for name in INDEXED_EVENTS[contract]
                     ]
                 ],
             },
@@ -256,7 +285,8 @@ def index_chain(
     chain_id = settings.CHAIN_ID if chain_id is None else chain_id
     result = IndexResult(chain_id=chain_id)
     addresses = deployment_addresses(chain_id=chain_id)
-    if any(name not in addresses for name in (*INDEXED_EVENTS, "SponsorPaymaster")):
+    required = [name for name in INDEXED_EVENTS if name not in OPTIONAL_CONTRACTS]
+    if any(name not in addresses for name in (*required, "SponsorPaymaster")):
         result.skipped = "not deployed"
         return result
     w3 = w3 or connect()

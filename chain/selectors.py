@@ -70,3 +70,14 @@ def latest_key_events(
         for account, credential_id, name in events:
             latest[(account, credential_id)] = name
     return latest
+
+
+def account_events(
+    *, chain_id: int, accounts: Iterable[str], names: Sequence[str]
+) -> list[ChainEvent]:
+    """The indexed events named `names` about `accounts`, oldest first (block, log index)."""
+    wanted = sorted(set(accounts))
+    found: list[ChainEvent] = []
+    for some in chunks(wanted):
+        found.extend(ChainEvent.objects.filter(chain_id=chain_id, account__in=some, name__in=names))
+    return sorted(found, key=lambda event: (event.block_number, event.log_index))

@@ -296,6 +296,8 @@ class PasskeyRegisterVerifyApi(APIView):
 class ResilienceOutput(serializers.Serializer[Any]):
     level = serializers.ChoiceField(choices=["ok", "at_risk"])
     reasons = serializers.ListField(child=serializers.CharField())
+    warnings = serializers.ListField(child=serializers.CharField())
+    facts = serializers.DictField(child=serializers.IntegerField())
 
 
 class MeApi(APIView):
@@ -308,7 +310,7 @@ class MeApi(APIView):
 
         @extend_schema_field(ResilienceOutput)
         def get_resilience(self, user: User) -> dict[str, object]:
-            return account_resilience(user=user)
+            return dict(ResilienceOutput(account_resilience(user=user)).data)
 
     class InputSerializer(serializers.Serializer[Any]):
         display_name = StrictCharField(

@@ -69,6 +69,9 @@ class Ceremony(models.Model):
         ADD_PASSKEY = "add_passkey"
         # Approving a chain operation: the challenge is its 32-byte user operation hash.
         OPERATION = "operation"
+        # A new passkey for an account whose owner lost every device (a feature app's recovery):
+        # verified now, installed on chain later by the guardians' recovery.
+        RECOVERY = "recovery"
 
     ceremony_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     purpose = models.CharField(max_length=32, choices=Purpose.choices)

@@ -1,5 +1,8 @@
+from typing import Any, cast
+
 from django.conf import settings
 from django.db.models import QuerySet
+from django.dispatch import Signal
 
 from accounts.models import User
 from accounts.selectors import smart_account_of
@@ -8,6 +11,12 @@ from passkeys.webauthn import CredentialDescriptor
 
 AT_RISK_SINGLE_PASSKEY = "single_passkey"
 AT_RISK_NO_SYNCED_PASSKEY = "no_synced_passkey"
+
+# Asked by `account_resilience` with `user=`: feature apps (e.g. recovery's guardians) answer
+# {"facts": {name: number}, "warnings": [code, ...], "notes": [{code, text, url, action}]},
+# merged into the resilience card (notes are what the card says and links to) without passkeys
+# importing them.
+resilience_facts = Signal()
 
 
 def passkeys_of(*, user: User) -> QuerySet[Passkey]:
@@ -72,7 +81,21 @@ def account_resilience(*, user: User) -> dict[str, object]:
         reasons.append(AT_RISK_SINGLE_PASSKEY)
     if not any(p.backup_eligible for p in passkeys):
         reasons.append(AT_RISK_NO_SYNCED_PASSKEY)
-    return {"level": "at_risk" if reasons else "ok", "reasons": reasons}
+    facts: dict[str, Any] = {}
+    warnings: list[str] = []
+    notes: list[dict[str, str]] = []
+    for _receiver, answer in resilience_facts.send(sender=Passkey, user=user):
+        extra = cast(dict[str, Any], answer)
+        facts.update(extra.get("facts", {}))
+        warnings.extend(extra.get("warnings", []))
+        notes.extend(extra.get("notes", []))
+    return {
+        "level": "at_risk" if reasons else "ok",
+        "reasons": reasons,
+        "warnings": warnings,
+        "facts": facts,
+        "notes": notes,
+    }
 
 
 def account_overview(*, user: User) -> dict[str, object]:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent, User, new_user_handle
+from accounts.selectors import smart_account_of
 from accounts.services import (
     end_signins_of_passkey,
     guard_sensitive_action,
@@ -19,6 +20,8 @@ from accounts.services import (
     record_event,
     refusals_recorded,
 )
+from accounts.smart_accounts import chain_origin
+from chain.selectors import latest_key_events
 from passkeys import webauthn
 from passkeys.ceremonies import consume_ceremony, new_ceremony, verify_passkey_assertion
 from passkeys.models import AuthenticatorProvider, Ceremony, Passkey
@@ -328,3 +331,83 @@ def delete_passkey(
                 "If this was not you, sign in and review your passkeys now."
             ),
         )
+
+
+def begin_recovery_registration(*, user: User) -> CeremonyOptions:
+    """Options to create a new passkey for `user`, who lost every device and is not signed in.
+    The passkey is only verified here; it becomes theirs once a recovery adds it on chain."""
+    ceremony = new_ceremony(purpose=Ceremony.Purpose.RECOVERY, user=user)
+    options = webauthn.registration_options(
+        challenge=bytes(ceremony.challenge),
+        user_handle=bytes(user.user_handle),
+        username=user.username,
+        display_name=user.display_name,
+        exclude=credential_descriptors(user=user),
+    )
+    return CeremonyOptions(ceremony=ceremony, public_key=options)
+
+
+def verify_recovery_registration(
+    *, user: User, ceremony_id: uuid.UUID, credential: dict[str, Any]
+) -> webauthn.VerifiedRegistration:
+    """The registration rules of sign-up, plus the chain's: the passkey is new and was made on
+    the origin keys are registered under on chain. Nothing is stored."""
+    parsed = webauthn.parse_registration_credential(credential)
+    ceremony = consume_ceremony(
+        ceremony_id=ceremony_id, purpose=Ceremony.Purpose.RECOVERY, user=user
+    )
+    verified = webauthn.verify_registration(credential=parsed, challenge=bytes(ceremony.challenge))
+    origin = chain_origin()
+    if webauthn.client_data_origin(parsed.response.client_data_json) != origin:
+        raise PortalError(
+            "origin_not_on_chain", f"Create the new passkey on {origin}: keys are bound to it."
+        )
+    _ensure_credential_new(verified.credential_id)
+    return verified
+
+
+def _onchain_state(*, user: User, credential_id: bytes) -> str:
+    account = smart_account_of(user=user)
+    if account is None:
+        return Passkey.OnChain.PENDING
+    credential = "0x" + credential_id.hex()
+    latest = latest_key_events(chain_id=account.chain_id, keys=[(account.address, credential)])
+    return {
+        "PasskeyCreated": Passkey.OnChain.ACTIVE,
+        "PasskeyRemoved": Passkey.OnChain.REMOVED,
+    }.get(latest.get((account.address, credential), ""), Passkey.OnChain.PENDING)
+
+
+@transaction.atomic
+def store_recovered_passkey(
+    *, user: User, verified: webauthn.VerifiedRegistration, name: str, client: ClientInfo | None
+) -> Passkey:
+    """Make a passkey that a recovery installed on chain one of the user's portal passkeys (its
+    on-chain state read from the indexed events). Idempotent by credential id."""
+    existing = Passkey.objects.filter(credential_id=verified.credential_id).first()
+    if existing is not None:
+        if existing.user_id != user.pk:
+            raise Conflict("credential_already_registered", "This passkey is already registered.")
+        return existing
+    passkey = _store_passkey(user=user, verified=verified, name=name)
+    passkey.last_used_at = None
+    passkey.onchain = _onchain_state(user=user, credential_id=verified.credential_id)
+    passkey.save(update_fields=["last_used_at", "onchain"])
+    record_event(
+        kind=AuditEvent.Kind.PASSKEY_ADDED,
+        user=user,
+        client=client,
+        passkey_id=passkey.pk,
+        name=passkey.name,
+        via="recovery",
+    )
+    notify_user(
+        user=user,
+        subject="A passkey was added to your account by a recovery",
+        message=(
+            f'The passkey "{passkey.name}" was added to your account {user.username} by a '
+            "recovery your guardians approved. If this was not you, sign in with a passkey you "
+            "still have and remove it now."
+        ),
+    )
+    return passkey

@@ -118,6 +118,18 @@ CHAIN_PAYMASTER_MIN_DEPOSIT_WEI = env.int("CHAIN_PAYMASTER_MIN_DEPOSIT_WEI", def
 PORTAL_OPERATOR_EMAILS = env.list("PORTAL_OPERATOR_EMAILS", default=[])
 CHAIN_BUDGET_CHECK_SECONDS = env.int("CHAIN_BUDGET_CHECK_SECONDS", default=300)
 
+# --- Guardian recovery (recovery/) -----------------------------------------------------------
+# How long a started recovery waits for a guardian's approval before it expires (seconds).
+RECOVERY_APPROVAL_SECONDS = env.int("RECOVERY_APPROVAL_SECONDS", default=72 * 3600)
+# Wrong short codes typed by guardians before a request is discarded.
+RECOVERY_CODE_ATTEMPTS = env.int("RECOVERY_CODE_ATTEMPTS", default=5)
+# A guardian starts at most one recovery of an account within this window (seconds).
+RECOVERY_GUARDIAN_LIMIT_SECONDS = env.int("RECOVERY_GUARDIAN_LIMIT_SECONDS", default=72 * 3600)
+# How often beat finalizes due recoveries and expires late ones (seconds).
+RECOVERY_DEADLINES_SECONDS = env.float("RECOVERY_DEADLINES_SECONDS", default=60.0)
+# Extra addresses told when a recovery starts or is cancelled (staff with an email always are).
+RECOVERY_ALERT_EMAILS = env.list("RECOVERY_ALERT_EMAILS", default=[])
+
 # --- Domain watch (domains/) ------------------------------------------------------------------
 # Domains watched by the domain-ownership watch: the RP ID unless it is localhost, plus those added
 # in the console.
@@ -172,6 +184,7 @@ INSTALLED_APPS = [
     "passkeys",
     "chain",
     "sessionkeys",
+    "recovery",
     "domains",
 ]
 
@@ -202,6 +215,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.guard_banners",
+                "recovery.context_processors.recovery_notices",
             ],
         },
     },
@@ -320,6 +334,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`: name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "OperationStatusEnum": "chain.models.ChainOperation.Status",
+        "GuardianStatusEnum": "recovery.models.Guardian.Status",
+        "RecoveryStatusEnum": "recovery.models.RecoveryRequest.Status",
+    },
 }
 
 # --- Celery ----------------------------------------------------------------------------------
@@ -377,6 +397,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": timedelta(seconds=DOMAINS_CHECK_SECONDS),
         # A run nobody picked up within a period is worthless: the next one does the same.
         "options": {"expires": DOMAINS_CHECK_SECONDS},
+    },
+    "recovery-deadlines": {
+        "task": "recovery.tasks.recovery_deadlines",
+        "schedule": timedelta(seconds=RECOVERY_DEADLINES_SECONDS),
+        "options": {"expires": RECOVERY_DEADLINES_SECONDS},
     },
     "chain-pipeline-tick": {
         "task": "chain.tasks.pipeline_tick",

@@ -13,8 +13,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("passkeys.api_urls")),
     path("api/v1/", include("accounts.api_urls")),
+    path("api/v1/", include("recovery.api_urls")),
     path("api/v1/", include("domains.api_urls")),
     path("console/", include("domains.urls")),
     path("", include("passkeys.urls")),
+    path("", include("recovery.urls")),
     path("", include("accounts.urls")),
 ]

@@ -92,7 +92,7 @@ function render(operations) {
     item.dataset.kind = operation.kind;
     item.dataset.status = operation.status;
     const title = document.createElement("strong");
-    title.textContent = LABELS[operation.kind] || operation.kind;
+    title.textContent = LABELS[operation.kind] || operation.label || operation.kind;
     const state = document.createElement("span");
     state.className = "operation-status";
     state.textContent = ` — ${STATUS[operation.status] || operation.status}`;

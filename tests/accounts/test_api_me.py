@@ -42,7 +42,13 @@ def test_resilience(
     for number, synced in enumerate(extra, start=1):
         add_passkey(user, synced=synced, number=number)
 
-    assert me(api_client, token)["resilience"] == {"level": level, "reasons": reasons}
+    assert me(api_client, token)["resilience"] == {
+        "level": level,
+        "reasons": reasons,
+        # No smart account here, so no guardian: the recovery app's warning.
+        "warnings": ["no_guardian"],
+        "facts": {"guardians": 0, "recovery_keys": 0},
+    }
 
 
 def test_one_synced_passkey_alone_is_still_at_risk(
@@ -54,6 +60,8 @@ def test_one_synced_passkey_alone_is_still_at_risk(
     assert me(api_client, token)["resilience"] == {
         "level": "at_risk",
         "reasons": ["single_passkey"],
+        "warnings": ["no_guardian"],
+        "facts": {"guardians": 0, "recovery_keys": 0},
     }
 
 

@@ -1,0 +1,98 @@
+// /recover: create a new passkey on this device for the username's account and start a
+// recovery; /recover/<id>: the code to read out (kept in this tab only), the state and the
+// countdown, polled from the API.
+import { describe, postJSON, say, setBusy } from "./ceremony.js";
+
+const form = document.getElementById("recover-form");
+const statusSection = document.getElementById("recovery-status");
+const STATES = {
+  pending_approval: "Waiting for a guardian to approve",
+  initiated: "Approved: waiting out the 24-hour delay",
+  finalized: "Finished: your new passkey was added",
+  discarded: "Cancelled",
+  expired: "Expired",
+};
+const REASONS = {
+  discarded_by_owner: "A device that still holds one of the account's passkeys cancelled it.",
+  refused_by_guardian: "A guardian refused it.",
+  guardian_removed: "The approving guardian was removed.",
+  too_many_codes: "A wrong code was typed too many times.",
+  not_approved_in_time: "No guardian approved it in time.",
+  not_finalized_in_time: "It was not completed within its 72-hour window.",
+};
+
+if (form) {
+  const button = document.getElementById("recover-button");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setBusy(button, true);
+    say("Follow your browser’s prompt to create a new passkey…");
+    try {
+      const username = form.elements.username.value.trim();
+      const options = await postJSON(form.dataset.optionsUrl, { username });
+      const credential = await window.SimpleWebAuthnBrowser.startRegistration({
+        optionsJSON: options.publicKey,
+      });
+      const started = await postJSON(form.dataset.startUrl, {
+        username,
+        ceremony_id: options.ceremony_id,
+        credential,
+        passkey_name: form.elements.passkey_name.value.trim(),
+      });
+      sessionStorage.setItem(`recovery-code-${started.id}`, started.code);
+      window.location.assign(`${form.dataset.statusUrl}/${started.id}`);
+    } catch (error) {
+      say(describe(error), "error");
+      setBusy(button, false);
+    }
+  });
+}
+
+function countdown(target) {
+  const left = Date.parse(target) - Date.now();
+  if (left <= 0) return "any moment now";
+  const hours = Math.floor(left / 3600000);
+  const minutes = Math.floor((left % 3600000) / 60000);
+  return `in ${hours} h ${minutes} min`;
+}
+
+function show(recovery) {
+  statusSection.dataset.status = recovery.status;
+  document.getElementById("recovery-state").textContent = STATES[recovery.status] || recovery.status;
+  const line = document.getElementById("recovery-countdown");
+  if (recovery.status === "initiated" && recovery.completes_at) {
+    line.textContent = `Your new passkey is added ${countdown(recovery.completes_at)} (after ${new Date(recovery.completes_at).toUTCString()}).`;
+  } else if (recovery.status === "pending_approval") {
+    line.textContent = `A guardian must approve it ${countdown(recovery.expires_at)}.`;
+  } else if (recovery.status === "discarded" || recovery.status === "expired") {
+    line.textContent = REASONS[recovery.end_reason] || "";
+  } else {
+    line.textContent = "";
+  }
+  document.getElementById("recovery-done").hidden = recovery.status !== "finalized";
+  const card = document.getElementById("recovery-code-card");
+  if (recovery.status !== "pending_approval") card.hidden = true;
+}
+
+async function poll() {
+  try {
+    const response = await fetch(statusSection.dataset.url, { headers: { Accept: "application/json" } });
+    if (response.ok) {
+      const recovery = await response.json();
+      show(recovery);
+      if (["finalized", "discarded", "expired"].includes(recovery.status)) return;
+    }
+  } catch {
+    // try again at the next tick
+  }
+  setTimeout(poll, 3000);
+}
+
+if (statusSection) {
+  const code = sessionStorage.getItem(`recovery-code-${statusSection.dataset.id}`);
+  if (code && statusSection.dataset.status === "pending_approval") {
+    document.getElementById("recovery-code").textContent = code;
+    document.getElementById("recovery-code-card").hidden = false;
+  }
+  poll();
+}
