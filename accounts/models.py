@@ -94,6 +94,10 @@ class AuditEvent(models.Model):
         DOMAIN_CHANGE_EXPECTED = "domain_change_expected", "Domain change pre-approved"
         INCIDENT_CHANGED = "incident_changed", "Domain incident status changed"
         LOCKDOWN_CHANGED = "lockdown_changed", "Lockdown turned on or off"
+        SESSION_REQUESTED = "session_requested", "Session key requested by a dapp"
+        SESSION_REJECTED = "session_rejected", "Session key request rejected"
+        SESSION_REVOKE_REQUESTED = "session_revoke_requested", "Session key revocation requested"
+        SESSION_RELAY_REFUSED = "session_relay_refused", "Session operation refused by the relay"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

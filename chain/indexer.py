@@ -17,9 +17,9 @@ transaction under a lock on the chain's cursor row:
 4. Store the hash of the batch's last block (a checkpoint) and move the cursor there.
 5. Send events_indexed with the (name, account, credential id) of every event added or removed.
 
-Indexed: WebAuthnValidator PasskeyCreated / PasskeyRemoved and MSAFactory AccountDeployed (all of
-them), EntryPoint UserOperationEvent (those paid by the portal's SponsorPaymaster only: the
-EntryPoint may be the chain's shared one).
+Indexed: WebAuthnValidator PasskeyCreated / PasskeyRemoved, SessionKeyValidator SessionCreated /
+SessionRevoked and MSAFactory AccountDeployed (all of them), EntryPoint UserOperationEvent (those
+paid by the portal's SponsorPaymaster only: the EntryPoint may be the chain's shared one).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from web3.types import RPCEndpoint
 from chain import artifacts
 from chain.client import connect
 from chain.models import ChainEvent, IndexedBlock, IndexerCursor
-from chain.selectors import KEY_EVENTS, chunks, deployment_addresses
+from chain.selectors import chunks, deployment_addresses
 from chain.signals import events_indexed
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 # contract → the events of it that are indexed
 INDEXED_EVENTS: dict[str, tuple[str, ...]] = {
     "WebAuthnValidator": ("PasskeyCreated", "PasskeyRemoved"),
+    "SessionKeyValidator": ("SessionCreated", "SessionRevoked"),
     "MSAFactory": ("AccountDeployed",),
     "EntryPoint": ("UserOperationEvent",),
 }
@@ -59,14 +60,27 @@ ACCOUNT_ARGUMENT = {
     "PasskeyRemoved": "keyOwner",
     "AccountDeployed": "account",
     "UserOperationEvent": "sender",
+    "SessionCreated": "account",
+    "SessionRevoked": "account",
 }
+# event → its argument that names the key it is about (kept in ChainEvent.credential_id): a
+# passkey's credential id, a session's hash.
+KEY_ARGUMENT = {
+    "PasskeyCreated": "credentialId",
+    "PasskeyRemoved": "credentialId",
+    "SessionCreated": "sessionHash",
+    "SessionRevoked": "sessionHash",
+}
+# Contracts indexed only once recorded (a chain deployed before they existed is still indexed).
+OPTIONAL_CONTRACTS = frozenset({"SessionKeyValidator"})
 # Checkpoints (batch-end block hashes) kept per chain: a reorg deeper than the oldest one makes
 # the indexer read the chain again from CHAIN_INDEXER_START_BLOCK.
 CHECKPOINTS_KEPT = 256
 # A batch whose blocks changed while being read is read again at most this many times in a row.
 MAX_RETRIES = 5
 MAX_JSON_INT = 2**53 - 1
-# (event name, account address, credential id hex or ""): what a read model is looked up by.
+# (event name, account address, key (credential id or session hash) hex or ""): what a read model
+# is looked up by.
 Touched = set[tuple[str, str, str]]
 
 
@@ -122,10 +136,19 @@ def _event_spec(contract: str, name: str) -> _EventSpec:
         topic="0x" + bytes(event_abi_to_log_topic(event_abi)).hex(),  # type: ignore[arg-type]
         indexed=tuple((item["name"], item["type"]) for item in inputs if item["indexed"]),
         data_names=tuple(item["name"] for item in inputs if not item["indexed"]),
-        data_types=tuple(item["type"] for item in inputs if not item["indexed"]),
+        data_types=tuple(_abi_type(item) for item in inputs if not item["indexed"]),
         order=tuple(item["name"] for item in inputs),
         addresses=tuple(item["name"] for item in inputs if item["type"] == "address"),
     )
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    """The eth_abi type of an ABI input: tuples spelled out from their components."""
+    type_ = str(item["type"])
+    if not type_.startswith("tuple"):
+        return type_
+    inner = ",".join(_abi_type(component) for component in item["components"])
+    return f"({inner}){type_.removeprefix('tuple')}"
 
 
 @dataclass
@@ -147,7 +170,9 @@ class _Source:
         }
         self.topic_of = {(spec.contract, spec.name): spec.topic for spec in self.specs.values()}
         self.contract_at = {
-            self.addresses[contract].lower(): contract for contract in INDEXED_EVENTS
+            self.addresses[contract].lower(): contract
+            for contract in INDEXED_EVENTS
+            if contract in self.addresses
         }
 
     def filters(self, start: int, end: int) -> list[dict[str, Any]]:
@@ -155,18 +180,20 @@ class _Source:
         UserOperationEvents whose paymaster (third indexed argument) is the portal's."""
         paymaster_topic = "0x" + "00" * 12 + self.addresses["SponsorPaymaster"][2:].lower()
         blocks = {"fromBlock": hex(start), "toBlock": hex(end)}
+        contracts = [
+            contract
+            for contract in INDEXED_EVENTS
+            if contract != "EntryPoint" and contract in self.addresses
+        ]
         return [
             {
                 **blocks,
-                "address": [
-                    self.addresses["WebAuthnValidator"],
-                    self.addresses["MSAFactory"],
-                ],
+                "address": [self.addresses[contract] for contract in contracts],
                 "topics": [
                     [
-                        self.topic_of[("WebAuthnValidator", "PasskeyCreated")],
-                        self.topic_of[("WebAuthnValidator", "PasskeyRemoved")],
-                        self.topic_of[("MSAFactory", "AccountDeployed")],
+                        self.topic_of[(contract, name)]
+                        for contract in contracts
+                        for name in INDEXED_EVENTS[contract]
                     ]
                 ],
             },
@@ -221,7 +248,7 @@ class _Source:
             name=spec.name,
             args=args,
             account=str(args[ACCOUNT_ARGUMENT[spec.name]]),
-            credential_id=str(args["credentialId"]) if spec.name in KEY_EVENTS else "",
+            credential_id=str(args[KEY_ARGUMENT[spec.name]]) if spec.name in KEY_ARGUMENT else "",
         )
 
 
@@ -256,7 +283,8 @@ def index_chain(
     chain_id = settings.CHAIN_ID if chain_id is None else chain_id
     result = IndexResult(chain_id=chain_id)
     addresses = deployment_addresses(chain_id=chain_id)
-    if any(name not in addresses for name in (*INDEXED_EVENTS, "SponsorPaymaster")):
+    required = [name for name in INDEXED_EVENTS if name not in OPTIONAL_CONTRACTS]
+    if any(name not in addresses for name in (*required, "SponsorPaymaster")):
         result.skipped = "not deployed"
         return result
     w3 = w3 or connect()

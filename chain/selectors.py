@@ -70,3 +70,22 @@ def latest_key_events(
         for account, credential_id, name in events:
             latest[(account, credential_id)] = name
     return latest
+
+
+def latest_keyed_events(
+    *, chain_id: int, names: Sequence[str], keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], ChainEvent]:
+    """(account address, key hex) → the latest indexed event among `names` of that account and
+    key (ChainEvent.credential_id: a credential id, a session hash); pairs with none left out."""
+    pairs = sorted(set(keys))
+    latest: dict[tuple[str, str], ChainEvent] = {}
+    for some in chunks(pairs):
+        events = ChainEvent.objects.filter(
+            chain_id=chain_id,
+            name__in=list(names),
+            account__in={account for account, _ in some},
+            credential_id__in={key for _, key in some},
+        ).order_by("block_number", "log_index")
+        for event in events:
+            latest[(event.account, event.credential_id)] = event
+    return latest

@@ -14,7 +14,9 @@ urlpatterns = [
     path("api/v1/", include("passkeys.api_urls")),
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("domains.api_urls")),
+    path("api/v1/", include("sessionkeys.api_urls")),
     path("console/", include("domains.urls")),
+    path("", include("sessionkeys.urls")),
     path("", include("passkeys.urls")),
     path("", include("accounts.urls")),
 ]
