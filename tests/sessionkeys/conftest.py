@@ -13,6 +13,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from rest_framework.test import APIClient
 from web3 import Web3
+from web3.types import Wei
 
 from chain import userops
 from chain.indexer import index_chain
@@ -168,7 +169,7 @@ def world(pipeline_kit: PipelineKit) -> World:
     kit = pipeline_kit
     user, passkey, account = kit.deployed_account(f"rosa{time.monotonic_ns() % 10**6}")
     kit.w3.eth.send_transaction(
-        {"from": kit.w3.eth.accounts[0], "to": account.address, "value": 10**18}
+        {"from": kit.w3.eth.accounts[0], "to": account.address, "value": Wei(10**18)}
     )
     index_chain(w3=kit.w3)
     client = APIClient()

@@ -7,11 +7,14 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from web3 import Web3
 
 from accounts.models import AuditEvent
 from sessionkeys.models import Session
 from sessionkeys.services import expire_sessions
 from tests.sessionkeys.conftest import RECIPIENT, World
+
+BEEF = Web3.to_checksum_address(RECIPIENT)
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -34,13 +37,14 @@ def test_request_approve_relay_limit_revoke(world: World) -> None:
     assert (transfer["remaining"], transfer["used"]) == ("1500", "0")
     assert session["response"]["sessionHash"] == session["session_hash"]
 
-    before = world.w3.eth.get_balance(RECIPIENT)
+    before = world.w3.eth.get_balance(BEEF)
     sent = world.transfer(session, 1000)
     assert sent.status_code == 202, sent.content
     op_hash = sent.json()["userOpHash"]
     operation = Session.objects.get(pk=body["id"]).relayed.get().operation
+    assert operation is not None
     world.run(operation.pk)
-    assert world.w3.eth.get_balance(RECIPIENT) == before + 1000
+    assert world.w3.eth.get_balance(BEEF) == before + 1000
     status = world.relay.get(f"/api/v1/sessions/operations/{op_hash}").json()
     assert (status["status"], status["success"]) == ("confirmed", True)
 
