@@ -67,7 +67,7 @@ class World:
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
-    def preview(self, params: dict[str, Any], *, method: str = "sso_createSession") -> Any:
+    def preview(self, params: Any, *, method: str = "sso_createSession") -> Any:
         return self.client.post(
             "/api/v1/sessions/preview",
             {"origin": DAPP, "method": method, "params": params},

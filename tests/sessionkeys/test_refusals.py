@@ -176,7 +176,7 @@ def test_the_relay_refuses_each_broken_rule_before_sending(world: World, setting
     )
     recipient_word = "000000000000000000000000" + RECIPIENT[2:].lower()
     transfer = "0xa9059cbb"
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         (
             {"to": "0x000000000000000000000000000000000000dEaD", "value": 1},
             "transfer_policy_violated",
