@@ -281,17 +281,28 @@ class SessionRevokeAllApi(APIView):
 
 
 class RelayAPIView(APIView):
-    """No login, no cookies, no CSRF: the session key's signature is the authentication."""
+    """No login, no cookies, no CSRF: the session key's signature is the authentication. Dapps
+    call it from their own origin: any origin may (CORS, without credentials)."""
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
     throttle_classes = [RelayRateThrottle]
 
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Access-Control-Allow-Origin"] = "*"
+        response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response["Access-Control-Allow-Headers"] = "Content-Type"
+        response["Access-Control-Max-Age"] = "600"
+        return response
+
 
 class CallInput(serializers.Serializer[Any]):
     to = StrictCharField(max_length=42)
     value = StrictCharField(max_length=80, required=False, default="0x0")
-    data = HexField(required=False, default="0x")  # type: ignore[assignment]
+    data = HexField(required=False, default=b"")  # type: ignore[assignment]
 
     def validate_to(self, value: str) -> str:
         from eth_utils import is_address, to_checksum_address
