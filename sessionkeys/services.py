@@ -441,3 +441,13 @@ def expire_sessions(*, now: datetime | None = None) -> int:
             continue
         marked += 1
     return marked
+
+
+def purge_prepared_operations(*, now: datetime | None = None) -> int:
+    """Forget relay preparations the dapp never sent back, once their sponsorship expired."""
+    from sessionkeys.models import RelayedOperation
+
+    deleted, _ = RelayedOperation.objects.filter(
+        operation__isnull=True, expires_at__lte=now or timezone.now()
+    ).delete()
+    return deleted

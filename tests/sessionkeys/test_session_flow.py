@@ -123,3 +123,18 @@ def test_an_account_without_the_validator_installs_it_in_the_same_approval(
     world.approve(created.json()["create_operation"]["id"])
     assert validator_installed(account=account.address)
     assert world.client.get(f"/api/v1/sessions/{created.json()['id']}").json()["status"] == "active"
+
+
+def test_stale_relay_preparations_are_forgotten(world: World) -> None:
+    from sessionkeys.models import RelayedOperation
+    from sessionkeys.services import purge_prepared_operations
+
+    session = world.active_session()
+    prepared = world.prepare(session, value=1)
+    assert prepared.status_code == 200
+    assert purge_prepared_operations() == 0
+    assert purge_prepared_operations(now=timezone.now() + timedelta(hours=1)) == 1
+    assert not RelayedOperation.objects.exists()
+    # The dapp sending it back now is refused: it was never (or no longer) prepared.
+    sent = world.send(world.sign(prepared.json(), session))
+    assert (sent.status_code, sent.json()["code"]) == (422, "not_prepared")
