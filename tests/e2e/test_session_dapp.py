@@ -20,7 +20,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from web3 import Web3
 from web3.types import Wei
 
-from accounts.models import SmartAccount
+from accounts.models import AuditEvent, SmartAccount
 from chain.indexer import index_chain
 from chain.models import ChainOperation
 from sessionkeys.models import Session
@@ -243,7 +243,7 @@ def test_a_dapp_gets_a_session_uses_it_within_its_limit_and_loses_it_when_revoke
     assert send(page, 1) == "session_not_active"
 
 
-def test_the_person_rejects_or_closes_the_popup_and_the_dapp_is_told(
+def test_the_person_signs_in_in_the_popup_then_rejects_or_closes_it_and_the_dapp_is_told(
     portal_url: str,
     dapp_url: str,
     pipeline_chain: dict[str, str],
@@ -256,6 +256,7 @@ def test_the_person_rejects_or_closes_the_popup_and_the_dapp_is_told(
     assert account.deployment is not None
     assert advance(account.deployment.pk, until="confirmed") == "confirmed"
     index_chain()
+    page.sign_out()  # the popup signs the person in itself
     driver = page.driver
     main = driver.current_window_handle
     driver.get(f"{dapp_url}/?portal={portal_url}")
@@ -264,7 +265,14 @@ def test_the_person_rejects_or_closes_the_popup_and_the_dapp_is_told(
         page.press("connect-button")
         wait_until(page, lambda d: len(d.window_handles) == 2, "the popup")
         popup = next(handle for handle in driver.window_handles if handle != main)
+        credentials = virtual_authenticator.credentials()
         driver.switch_to.window(popup)
+        copy_passkeys_into_popup(page, credentials)
+        if action == "reject":
+            wait_until(
+                page, lambda d: d.find_element(By.ID, "sign-in").is_displayed(), "the sign-in"
+            )
+            page.press("sign-in-button")
         wait_until(
             page, lambda d: d.find_element(By.ID, "reject-button").is_displayed(), "the review"
         )
@@ -280,3 +288,5 @@ def test_the_person_rejects_or_closes_the_popup_and_the_dapp_is_told(
         wait_until(page, lambda d: attribute(page, "connect-result", "data-code") == "4001", "4001")
         driver.execute_script("document.getElementById('connect-result').dataset.code = ''")
     assert not Session.objects.exists()
+    # The rejection was posted with the CSRF token the popup's sign-in rotated.
+    assert AuditEvent.objects.filter(kind="session_rejected", user__username="erin").count() == 1
