@@ -8,7 +8,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: setup run test lint format browser gas bench bench-pipeline
 
-setup: $(VENV)/.installed node_modules/.installed static/vendor/.installed
+setup: $(VENV)/.installed node_modules/.installed static/vendor/.installed demo/dapp/vendor/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +25,12 @@ static/vendor/.installed: node_modules/.installed
 	cp node_modules/@simplewebauthn/browser/dist/bundle/index.umd.min.js static/vendor/simplewebauthn-browser.umd.min.js
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/pico.min.css
 	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js
+	touch $@
+
+# The demo dapp (a second origin, http://localhost:8001) makes its session key with ethers.
+demo/dapp/vendor/.installed: node_modules/.installed
+	mkdir -p demo/dapp/vendor
+	cp node_modules/ethers/dist/ethers.umd.min.js demo/dapp/vendor/ethers.umd.min.js
 	touch $@
 
 # Chromium and chromedriver from Debian's packages, for the browser tests.

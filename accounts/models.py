@@ -102,6 +102,10 @@ class AuditEvent(models.Model):
         RECOVERY_REFUSED = "recovery_refused", "Account recovery refused by a guardian"
         RECOVERY_DISCARDED = "recovery_discarded", "Account recovery cancelled"
         RECOVERY_FINISHED = "recovery_finished", "Account recovery finished or expired"
+        SESSION_REQUESTED = "session_requested", "Session key requested by a dapp"
+        SESSION_REJECTED = "session_rejected", "Session key request rejected"
+        SESSION_REVOKE_REQUESTED = "session_revoke_requested", "Session key revocation requested"
+        SESSION_RELAY_REFUSED = "session_relay_refused", "Session operation refused by the relay"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

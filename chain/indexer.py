@@ -18,10 +18,11 @@ transaction under a lock on the chain's cursor row:
 5. Send events_indexed with the (name, account, credential id) of every event added or removed.
 
 Indexed: the events listed in INDEXED_EVENTS, all of them for the portal's own contracts
-(WebAuthnValidator's key events, MSAFactory's AccountDeployed, GuardianExecutor's guardian and
-recovery events), and EntryPoint UserOperationEvent (those paid by the portal's SponsorPaymaster
-only: the EntryPoint may be the chain's shared one). A contract of OPTIONAL_CONTRACTS that is not
-recorded on the chain is simply not read.
+(WebAuthnValidator's key events, SessionKeyValidator's session events, MSAFactory's
+AccountDeployed, GuardianExecutor's guardian and recovery events), and EntryPoint
+UserOperationEvent (those paid by the portal's SponsorPaymaster only: the EntryPoint may be the
+chain's shared one). A contract of OPTIONAL_CONTRACTS that is not recorded on the chain is simply
+not read.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from web3.types import RPCEndpoint
 from chain import artifacts
 from chain.client import connect
 from chain.models import ChainEvent, IndexedBlock, IndexerCursor
-from chain.selectors import KEY_EVENTS, chunks, deployment_addresses
+from chain.selectors import chunks, deployment_addresses
 from chain.signals import events_indexed
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 # contract → the events of it that are indexed
 INDEXED_EVENTS: dict[str, tuple[str, ...]] = {
     "WebAuthnValidator": ("PasskeyCreated", "PasskeyRemoved"),
+    "SessionKeyValidator": ("SessionCreated", "SessionRevoked"),
     "MSAFactory": ("AccountDeployed",),
     "EntryPoint": ("UserOperationEvent",),
     "GuardianExecutor": (
@@ -64,7 +66,7 @@ INDEXED_EVENTS: dict[str, tuple[str, ...]] = {
     ),
 }
 # Contracts read only when recorded on the chain (deployments made before they existed).
-OPTIONAL_CONTRACTS = frozenset({"GuardianExecutor"})
+OPTIONAL_CONTRACTS = frozenset({"GuardianExecutor", "SessionKeyValidator"})
 # The EntryPoint is shared: only the UserOperationEvents of the portal's paymaster are read.
 SHARED_CONTRACTS = frozenset({"EntryPoint"})
 # event → its argument that names the smart account it is about
@@ -79,6 +81,16 @@ ACCOUNT_ARGUMENT = {
     "RecoveryInitiated": "account",
     "RecoveryFinished": "account",
     "RecoveryDiscarded": "account",
+    "SessionCreated": "account",
+    "SessionRevoked": "account",
+}
+# event → its argument that names the key it is about (kept in ChainEvent.credential_id): a
+# passkey's credential id, a session's hash.
+KEY_ARGUMENT = {
+    "PasskeyCreated": "credentialId",
+    "PasskeyRemoved": "credentialId",
+    "SessionCreated": "sessionHash",
+    "SessionRevoked": "sessionHash",
 }
 # Checkpoints (batch-end block hashes) kept per chain: a reorg deeper than the oldest one makes
 # the indexer read the chain again from CHAIN_INDEXER_START_BLOCK.
@@ -86,7 +98,8 @@ CHECKPOINTS_KEPT = 256
 # A batch whose blocks changed while being read is read again at most this many times in a row.
 MAX_RETRIES = 5
 MAX_JSON_INT = 2**53 - 1
-# (event name, account address, credential id hex or ""): what a read model is looked up by.
+# (event name, account address, key (credential id or session hash) hex or ""): what a read model
+# is looked up by.
 Touched = set[tuple[str, str, str]]
 
 
@@ -250,7 +263,7 @@ class _Source:
             name=spec.name,
             args=args,
             account=str(args[ACCOUNT_ARGUMENT[spec.name]]),
-            credential_id=str(args["credentialId"]) if spec.name in KEY_EVENTS else "",
+            credential_id=str(args[KEY_ARGUMENT[spec.name]]) if spec.name in KEY_ARGUMENT else "",
         )
 
 

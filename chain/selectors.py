@@ -81,3 +81,22 @@ def account_events(
     for some in chunks(wanted):
         found.extend(ChainEvent.objects.filter(chain_id=chain_id, account__in=some, name__in=names))
     return sorted(found, key=lambda event: (event.block_number, event.log_index))
+
+
+def latest_keyed_events(
+    *, chain_id: int, names: Sequence[str], keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], ChainEvent]:
+    """(account address, key hex) → the latest indexed event among `names` of that account and
+    key (ChainEvent.credential_id: a credential id, a session hash); pairs with none left out."""
+    pairs = sorted(set(keys))
+    latest: dict[tuple[str, str], ChainEvent] = {}
+    for some in chunks(pairs):
+        events = ChainEvent.objects.filter(
+            chain_id=chain_id,
+            name__in=list(names),
+            account__in={account for account, _ in some},
+            credential_id__in={key for _, key in some},
+        ).order_by("block_number", "log_index")
+        for event in events:
+            latest[(event.account, event.credential_id)] = event
+    return latest

@@ -11,7 +11,7 @@ Action names (stable; the lockdown refuses all of them):
   passkey.add            adding a passkey to an existing account (options and verify)
   passkey.remove         deleting a passkey
   account.email_change   changing the email address security notices go to
-  session.create         creating a session key for a dapp (not built yet)
+  session.create         creating a session key for a dapp (sessionkeys.services.request_session)
   guardian.change        adding or removing a recovery guardian (not built yet)
   recovery.discard       discarding a pending recovery (not built yet)
   sponsor.ownership_call the paymaster sponsoring an ownership-changing call: validation keys,

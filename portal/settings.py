@@ -430,3 +430,18 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# --- session keys (sessionkeys) ---
+PORTAL_SESSION_MAX_SECONDS = env.int("PORTAL_SESSION_MAX_SECONDS", default=30 * 86400)
+PORTAL_SESSION_LONG_SECONDS = env.int("PORTAL_SESSION_LONG_SECONDS", default=7 * 86400)
+PORTAL_SESSION_DEFAULT_FEE_LIMIT_WEI = env.int(
+    "PORTAL_SESSION_DEFAULT_FEE_LIMIT_WEI", default=10**16
+)
+PORTAL_SESSION_RELAY_MAX_COST_WEI = env.int("PORTAL_SESSION_RELAY_MAX_COST_WEI", default=10**16)
+PORTAL_SESSION_RELAY_RATE = env.str("PORTAL_SESSION_RELAY_RATE", default="120/min")
+PORTAL_SESSION_EXPIRE_SECONDS = env.int("PORTAL_SESSION_EXPIRE_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["expire-sessions"] = {
+    "task": "sessionkeys.tasks.expire_sessions_task",
+    "schedule": timedelta(seconds=PORTAL_SESSION_EXPIRE_SECONDS),
+    "options": {"expires": PORTAL_SESSION_EXPIRE_SECONDS},
+}

@@ -245,3 +245,37 @@ def attach_signature(
             raise not_awaiting_error() from exc
         queue_submission(operation_id=operation.pk)
     return operation
+
+
+def create_signed_user_operation(
+    *,
+    op: userops.PackedUserOperation,
+    kind: str,
+    label: str,
+    details: dict[str, Any],
+) -> ChainOperation:
+    """A user operation signed elsewhere (e.g. by a dapp's session key), created `signed` and
+    queued for submission when the caller's transaction commits. Idempotent by its hash: the
+    same operation sent twice is one ChainOperation."""
+    chain_id = settings.CHAIN_ID
+    contract_ = entry_point(node())
+    op_hash = userops.user_operation_hash(op, entry_point=contract_.address, chain_id=chain_id)
+    now = timezone.now()
+    operation, created = _create_once(
+        f"userop:{chain_id}:0x{op_hash.hex()}",
+        kind=kind,
+        label=label,
+        status=Status.SIGNED,
+        chain_id=chain_id,
+        account=op.sender,
+        details=details,
+        user_operation=userops.user_operation_to_json(op),
+        user_op_hash="0x" + op_hash.hex(),
+        tx_to=contract_.address,
+        tx_data=handle_ops_data(op, beneficiary=relayer_account().address),
+        created_at=now,
+        signed_at=now,
+    )
+    if created:
+        queue_submission(operation_id=operation.pk)
+    return operation

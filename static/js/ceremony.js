@@ -8,6 +8,7 @@ export class PortalError extends Error {
     this.status = status;
     this.code = body?.code || "error";
     this.errors = body?.errors || null; // per-field messages of an invalid_request
+    this.body = body || null; // the whole answer (extra fields such as rpc_code)
   }
 }
 

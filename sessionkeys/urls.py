@@ -1,0 +1,8 @@
+from django.urls import path
+
+from sessionkeys import views
+
+urlpatterns = [
+    path("connect", views.connect_page, name="connect"),
+    path("account/sessions", views.sessions_page, name="account-sessions"),
+]
