@@ -95,6 +95,8 @@ class AuditEvent(models.Model):
         INCIDENT_CHANGED = "incident_changed", "Domain incident status changed"
         LOCKDOWN_CHANGED = "lockdown_changed", "Lockdown turned on or off"
         SIGNIN_ENDED = "signin_ended", "Signed out elsewhere"
+        MESSAGE_SIGNED = "message_signed", "Message signed for an app"
+        MESSAGE_REFUSED = "message_refused", "Message signature refused"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

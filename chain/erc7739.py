@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import encode
-from eth_account._utils.encode_typed_data.encoding_and_hashing import encode_type
+from eth_account._utils.encode_typed_data.encoding_and_hashing import (
+    encode_type,
+    find_type_dependencies,
+)
 from eth_account._utils.encode_typed_data.helpers import (
     EIP712_SOLIDITY_TYPES,
     parse_core_array_type,
@@ -242,16 +245,23 @@ def typed_message(*, account: str, chain_id: int, typed_data: Mapping[str, Any])
             "ERC-7739 cannot nest a primary type whose name starts with a lowercase letter "
             "or holds a space, comma or parenthesis.",
         )
-    message_types = {k: v for k, v in types.items() if k != "EIP712Domain"}
+    # Only the types the primary type uses (a dapp may send others, as viem allows).
+    message_types = {name: types[name] for name in find_type_dependencies(primary, types)}
     _check_shape(primary, message_types, message)
+    full_message = {
+        "types": {**{k: v for k, v in types.items() if k == "EIP712Domain"}, **message_types},
+        "primaryType": primary,
+        "domain": domain,
+        "message": message,
+    }
     try:
-        signable = encode_typed_data(full_message=dict(typed_data))
+        signable = encode_typed_data(full_message=full_message)
         contents_type = encode_type(primary, message_types)
     except TypedDataRefused:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+    except Exception as exc:  # untrusted input to eth_account/eth_abi: any failure is a refusal
         raise TypedDataRefused(
-            "invalid_typed_data", f"The typed data does not encode: {exc}"
+            "invalid_typed_data", f"The typed data does not encode: {str(exc)[:200]}"
         ) from exc
     app_separator, contents = bytes(signable.header), bytes(signable.body)
     description = contents_type.encode()

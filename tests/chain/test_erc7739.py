@@ -305,3 +305,19 @@ def test_a_malformed_erc6492_wrapper_fails_without_reverting(
     harness: Harness, account: str, wrapper: bytes
 ) -> None:
     assert is_valid(harness, account, b"\x01" * 32, wrapper) == FAILED
+
+
+def test_typed_data_of_a_type_that_is_not_the_root_of_types(
+    anvil: devnet.Anvil, harness: Harness, passkey: SoftwarePasskey, account: str
+) -> None:
+    """viem signs any primaryType of `types` (others may be there too): so does the portal."""
+    person = {**MAIL, "primaryType": "Person", "message": MAIL["message"]["from"]}
+    nested = erc7739.typed_message(account=account, chain_id=harness.chain_id, typed_data=person)
+    assert nested.trailer[64:-2] == b"Person(string name,address wallet)"
+    signature = hex0x(signed(harness, passkey, nested))
+    assert viem(
+        anvil,
+        harness,
+        {"kind": "typed_data", "address": account, "typed_data": person, "signature": signature},
+        {"kind": "typed_data", "address": account, "typed_data": MAIL, "signature": signature},
+    ) == [True, False]
