@@ -320,6 +320,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several serializers have a `kind`: name the choice sets that would collide.
+    "ENUM_NAME_OVERRIDES": {"SignatureKindEnum": "passkeys.models.SignatureRequest.Kind"},
 }
 
 # --- Celery ----------------------------------------------------------------------------------
