@@ -209,11 +209,28 @@ def _check_types(types: Any) -> dict[str, list[dict[str, str]]]:
     return types
 
 
+def _chain_id_of(value: Any) -> int:
+    """An EIP-712 domain's chainId as a number (JSON number, decimal or 0x hex string)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            return int(value, 16) if value.lower().startswith("0x") else int(value, 10)
+        raise TypeError
+    except (TypeError, ValueError) as exc:
+        raise TypedDataRefused(
+            "invalid_typed_data", "The domain's chainId is not a number."
+        ) from exc
+
+
 def typed_message(*, account: str, chain_id: int, typed_data: Mapping[str, Any]) -> NestedMessage:
     """eth_signTypedData_v4 of `typed_data` ({types, primaryType, domain, message}) by `account`.
 
-    Raises TypedDataRefused for data that does not encode, and for a primary type ERC-7739 cannot
-    nest (EIP712Domain itself, or a name it forbids)."""
+    Raises TypedDataRefused for data that does not encode, for a domain of another chain
+    (`chain_mismatch`, as wallets refuse it) and for a primary type ERC-7739 cannot nest
+    (EIP712Domain itself, or a name it forbids)."""
     if not isinstance(typed_data, Mapping) or set(typed_data) - {
         "types",
         "primaryType",
@@ -244,6 +261,11 @@ def typed_message(*, account: str, chain_id: int, typed_data: Mapping[str, Any])
             "unsupported_typed_data",
             "ERC-7739 cannot nest a primary type whose name starts with a lowercase letter "
             "or holds a space, comma or parenthesis.",
+        )
+    if "chainId" in domain and _chain_id_of(domain["chainId"]) != chain_id:
+        raise TypedDataRefused(
+            "chain_mismatch",
+            f"The typed data is for another chain than this account's ({chain_id}).",
         )
     # Only the types the primary type uses (a dapp may send others, as viem allows).
     message_types = {name: types[name] for name in find_type_dependencies(primary, types)}

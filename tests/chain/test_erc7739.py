@@ -321,3 +321,13 @@ def test_typed_data_of_a_type_that_is_not_the_root_of_types(
         {"kind": "typed_data", "address": account, "typed_data": person, "signature": signature},
         {"kind": "typed_data", "address": account, "typed_data": MAIL, "signature": signature},
     ) == [True, False]
+
+
+def test_the_domains_chain_id_may_be_written_as_a_string() -> None:
+    account = "0x" + "12" * 20
+    expected = erc7739.typed_message(account=account, chain_id=31337, typed_data=MAIL)
+    for written in ("0x7a69", "31337"):
+        nested = erc7739.typed_message(
+            account=account, chain_id=31337, typed_data=with_domain(MAIL, chainId=written)
+        )
+        assert (nested.hash, nested.digest) == (expected.hash, expected.digest)
