@@ -106,6 +106,8 @@ class AuditEvent(models.Model):
         SESSION_REJECTED = "session_rejected", "Session key request rejected"
         SESSION_REVOKE_REQUESTED = "session_revoke_requested", "Session key revocation requested"
         SESSION_RELAY_REFUSED = "session_relay_refused", "Session operation refused by the relay"
+        MESSAGE_SIGNED = "message_signed", "Message signed for an app"
+        MESSAGE_REFUSED = "message_refused", "Message signature refused"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

@@ -1,6 +1,7 @@
 """The passkeys API: sign-up and sign-in (`auth/register`, `auth/login`), re-authentication
 (`auth/reauth`), the signed-in user's passkeys (`passkeys`), the person with their resilience
-(`me`), and approving chain operations with a passkey (`operations/{id}/options|sign|retry`)."""
+(`me`), approving chain operations with a passkey (`operations/{id}/options|sign|retry`), and
+signing messages for dapps with it (`signatures/options|verify`)."""
 
 from typing import Any, cast
 
@@ -22,9 +23,18 @@ from accounts.services import (
 )
 from passkeys import services
 from passkeys.approvals import approval_options, approve_operation
+from passkeys.messages import request_message_signature, sign_message, signable_account
+from passkeys.models import SignatureRequest
 from passkeys.onchain import retry_passkey_operation
 from passkeys.selectors import account_resilience, owns_passkey, passkey_list, with_providers
-from passkeys.serializers import CeremonyIdField, CredentialField, PasskeyNameField, PasskeyOutput
+from passkeys.serializers import (
+    CeremonyIdField,
+    CredentialField,
+    HexBytesField,
+    PasskeyNameField,
+    PasskeyOutput,
+    TypedDataField,
+)
 from portal.client_info import ClientInfo
 from portal.db import one_transaction
 from portal.errors import NotFound
@@ -393,3 +403,118 @@ class OperationRetryApi(APIView):
     def post(self, request: Request, operation_id: int) -> Response:
         operation = retry_passkey_operation(user=current_user(request), operation_id=operation_id)
         return Response(OperationOutput(operation).data, status=status.HTTP_201_CREATED)
+
+
+class SignatureRequestOutput(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=SignatureRequest.Kind.choices)
+    account = serializers.CharField(help_text="the smart account that signs")
+    chain_id = serializers.IntegerField()
+    hash = serializers.CharField(help_text="what a verifier passes to isValidSignature (0x hex)")
+
+
+def signature_request_data(signature_request: SignatureRequest) -> dict[str, Any]:
+    account = signature_request.account
+    return {
+        "id": signature_request.pk,
+        "kind": signature_request.kind,
+        "account": account.address,
+        "chain_id": account.chain_id,
+        "hash": "0x" + bytes(signature_request.hash).hex(),
+    }
+
+
+class SignatureOptionsApi(APIView):
+    """WebAuthn options to sign a message (personal_sign) or typed data (eth_signTypedData_v4)
+    for the person's smart account; the challenge is the ERC-7739 digest the account checks."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AuthRateThrottle]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        kind = serializers.ChoiceField(choices=SignatureRequest.Kind.choices)
+        message = StrictCharField(
+            required=False, allow_blank=True, trim_whitespace=False, max_length=16384
+        )
+        raw = HexBytesField(required=False, help_text="the message as 0x hex bytes")
+        typed_data = TypedDataField(
+            required=False, help_text="{types, primaryType, domain, message}"
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            given = {name for name in ("message", "raw", "typed_data") if name in attrs}
+            wanted = (
+                [{"message"}, {"raw"}] if attrs["kind"] == "personal_sign" else [{"typed_data"}]
+            )
+            if given not in wanted:
+                raise serializers.ValidationError(
+                    "personal_sign takes `message` (text) or `raw` (0x hex); "
+                    "typed_data takes `typed_data`."
+                )
+            return attrs
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        ceremony_id = CeremonyIdField()
+        publicKey = serializers.DictField()  # the WebAuthn JSON name
+        request = SignatureRequestOutput()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer},
+        operation_id="signatures_options",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = current_user(request)
+        fields = data.validated_data
+        result = request_message_signature(
+            user=user,
+            account=signable_account(user=user),
+            kind=fields["kind"],
+            message=fields.get("message", fields.get("raw")),
+            typed_data=fields.get("typed_data"),
+        )
+        return Response(
+            {
+                "ceremony_id": result.ceremony.ceremony_id,
+                "publicKey": result.public_key,
+                "request": signature_request_data(result.request),
+            }
+        )
+
+
+class SignatureVerifyApi(APIView):
+    """The browser's assertion over the digest: verified and returned as the ERC-1271 signature
+    (ERC-6492-wrapped while the account is not deployed)."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [AuthRateThrottle]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        ceremony_id = CeremonyIdField()
+        credential = CredentialField()
+
+    class OutputSerializer(SignatureRequestOutput):
+        signature = serializers.CharField(help_text="the signature for isValidSignature (0x hex)")
+        erc6492 = serializers.BooleanField(help_text="wrapped for an account not deployed yet")
+
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer}, operation_id="signatures_verify"
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        signed = sign_message(
+            user=current_user(request),
+            ceremony_id=data.validated_data["ceremony_id"],
+            credential=data.validated_data["credential"],
+            client=ClientInfo.from_request(request),
+        )
+        return Response(
+            {
+                **signature_request_data(signed.request),
+                "signature": "0x" + signed.signature.hex(),
+                "erc6492": signed.erc6492,
+            }
+        )

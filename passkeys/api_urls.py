@@ -37,4 +37,6 @@ urlpatterns = [
         api.OperationRetryApi.as_view(),
         name="api-operation-retry",
     ),
+    path("signatures/options", api.SignatureOptionsApi.as_view(), name="api-signatures-options"),
+    path("signatures/verify", api.SignatureVerifyApi.as_view(), name="api-signatures-verify"),
 ]

@@ -72,6 +72,8 @@ class Ceremony(models.Model):
         # A new passkey for an account whose owner lost every device (a feature app's recovery):
         # verified now, installed on chain later by the guardians' recovery.
         RECOVERY = "recovery"
+        # Signing a message for a dapp: the challenge is its ERC-7739 digest (SignatureRequest).
+        MESSAGE = "message"
 
     ceremony_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     purpose = models.CharField(max_length=32, choices=Purpose.choices)
@@ -96,3 +98,31 @@ class Ceremony(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} {self.ceremony_id}"
+
+
+class SignatureRequest(models.Model):
+    """A message a person is asked to sign with a passkey for their smart account
+    (`personal_sign` or `eth_signTypedData_v4`), nested the ERC-7739 way: its ceremony's challenge
+    is the digest the account checks. Deleted with its ceremony (a day after it expired)."""
+
+    class Kind(models.TextChoices):
+        PERSONAL_SIGN = "personal_sign", "Message"
+        TYPED_DATA = "typed_data", "Typed data"
+
+    ceremony = models.OneToOneField(
+        Ceremony, on_delete=models.CASCADE, related_name="signature_request"
+    )
+    account = models.ForeignKey("accounts.SmartAccount", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # What the person is shown: {"text": str} or {"raw": "0x…"} for a message, the typed data.
+    message = models.JSONField()
+    # The hash a verifier passes to isValidSignature, and what follows the validator signature.
+    hash = models.BinaryField(max_length=32)
+    trailer = models.BinaryField(blank=True, default=b"")
+    signed_at = models.DateTimeField(null=True, blank=True)
+    passkey = models.ForeignKey(
+        Passkey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pk} for {self.account_id}"

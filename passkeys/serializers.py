@@ -1,4 +1,5 @@
 import json
+import re
 from typing import Any
 
 from rest_framework import serializers
@@ -8,6 +9,7 @@ from portal.fields import StrictCharField
 from portal.validators import reject_control_characters
 
 MAX_CREDENTIAL_JSON_BYTES = 16 * 1024
+HEX_BYTES = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 
 
 class CredentialField(serializers.JSONField):
@@ -65,3 +67,22 @@ class PasskeyOutput(serializers.ModelSerializer[Passkey]):
             "created_at",
             "last_used_at",
         ]
+
+
+class HexBytesField(StrictCharField):
+    """0x-prefixed hex of whole bytes, as bytes."""
+
+    def to_internal_value(self, data: Any) -> bytes:  # type: ignore[override]
+        text = super().to_internal_value(data)
+        if not HEX_BYTES.fullmatch(text):
+            raise serializers.ValidationError("Must be 0x-prefixed hex bytes.", code="invalid")
+        return bytes.fromhex(text[2:])
+
+
+class TypedDataField(serializers.JSONField):
+    """eth_signTypedData_v4's typed data: a JSON object (checked in depth by chain.erc7739)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be a JSON object.", code="invalid")
+        return data

@@ -334,11 +334,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # Several models have a `status`: name each choice set after its model.
+    # Several models have a `status` (or a `kind`): name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "OperationStatusEnum": "chain.models.ChainOperation.Status",
         "GuardianStatusEnum": "recovery.models.Guardian.Status",
         "RecoveryStatusEnum": "recovery.models.RecoveryRequest.Status",
+        "SignatureKindEnum": "passkeys.models.SignatureRequest.Kind",
     },
 }
 

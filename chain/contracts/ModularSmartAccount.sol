@@ -5,6 +5,8 @@ import {IAccount} from "@account-abstraction/contracts/interfaces/IAccount.sol";
 import {PackedUserOperation} from "@account-abstraction/contracts/interfaces/PackedUserOperation.sol";
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ERC7739Utils} from "@openzeppelin/contracts/utils/cryptography/draft-ERC7739Utils.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {Execution} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
 import {ERC7579Utils} from "@openzeppelin/contracts/account/utils/draft-ERC7579Utils.sol";
@@ -30,8 +32,9 @@ import {IERC7484Registry} from "./interfaces/IERC7484Registry.sol";
 ///   installed and receives the op with the prefix stripped.
 /// - `execute(mode, data)`: call type 0x00 single (target ‖ value ‖ callData), 0x01 batch
 ///   (abi.encode(Execution[])), 0xff delegatecall (target ‖ callData); exec type 0x00 revert, 0x01 try.
-/// - ERC-1271: data = validator (20 bytes) ‖ payload; the validator checks the EIP-712 "PersonalSign"
-///   digest of the hash bound to this account, so a signature for one account is useless for another.
+/// - ERC-1271 with ERC-7739 nested typed data (TypedDataSign / PersonalSign) and ERC-6492 unwrapping:
+///   see {isValidSignature}; the signed digest is bound to this account, so a signature for one account
+///   (or app) is useless for another.
 contract ModularSmartAccount is IAccount, Initializable, EIP712 {
     using EnumerableSet for EnumerableSet.AddressSet;
 
@@ -445,25 +448,85 @@ contract ModularSmartAccount is IAccount, Initializable, EIP712 {
         }
     }
 
-    // ---------------------------------------------------------------- ERC-1271
+    // ---------------------------------------------------------------- ERC-1271 (ERC-7739, ERC-6492)
 
-    /// @notice ERC-1271. `data` = validator address (20 bytes) ‖ validator payload; the payload must sign
-    /// the EIP-712 digest of PersonalSign(bytes32 hash) under this account's domain (see {replaySafeHash}).
+    // isValidSignature(ERC7739_PROBE, "") answers ERC7739_SUPPORTED: this account nests signatures.
+    bytes32 private constant ERC7739_PROBE = 0x7739773977397739773977397739773977397739773977397739773977397739;
+    bytes4 private constant ERC7739_SUPPORTED = 0x77390001;
+    // The last 32 bytes of an ERC-6492 signature (one made before the account was deployed).
+    bytes32 private constant ERC6492_SUFFIX = 0x6492649264926492649264926492649264926492649264926492649264926492;
+
+    /// @notice ERC-1271, with ERC-7739's nested typed data (as ZKsync SSO's account, on solady's ERC1271):
+    /// 1. `hash` = 0x7739…7739 with empty `data` answers 0x77390001 (ERC-7739 detection).
+    /// 2. An ERC-6492 wrapper (`abi.encode(factory, factoryCalldata, signature) ‖ 0x6492…6492`) is
+    ///    unwrapped to its signature; nothing is deployed (a malformed wrapper fails).
+    /// 3. TypedDataSign: when `data` ends with `APP_DOMAIN_SEPARATOR ‖ contents ‖ contentsDescription ‖
+    ///    uint16(contentsDescription.length)` and `hash` = keccak256(0x1901 ‖ APP_DOMAIN_SEPARATOR ‖
+    ///    contents), the validator must have signed the app's typed data hash of
+    ///    `TypedDataSign(contents, this account's name, version, chainId, address, salt 0)`; a contents
+    ///    name that ERC-7739 forbids fails.
+    /// 4. PersonalSign otherwise: the validator must have signed {replaySafeHash}(hash).
+    /// The signature left is `validator (20 bytes) ‖ payload`; a validator that is not installed reverts
+    /// `InvalidModule`. Either way the signed digest names this account and chain (and, for typed data,
+    /// the app's domain), so a signature is useless for another account or app.
+    /// (SSO's off-chain "RPC" path, which also accepts a signature of the raw `hash` in an eth_call, is
+    /// left out: it would accept, off chain, a signature bound to no account.)
     function isValidSignature(bytes32 hash, bytes calldata data) external view returns (bytes4) {
-        if (data.length < 20) return ERC1271_FAILED;
-        address validator = address(bytes20(data[:20]));
+        if (data.length == 0 && hash == ERC7739_PROBE) return ERC7739_SUPPORTED;
+        (bool ok, bytes32 digest, bytes calldata signature) = _nestedDigest(hash, _unwrapERC6492(data));
+        if (!ok || signature.length < 20) return ERC1271_FAILED;
+        address validator = address(bytes20(signature[:20]));
         if (!_modules().validators.contains(validator)) revert InvalidModule(validator);
-        bytes4 result = IValidator(validator).isValidSignatureWithSender(msg.sender, replaySafeHash(hash), data[20:]);
+        bytes4 result = IValidator(validator).isValidSignatureWithSender(msg.sender, digest, signature[20:]);
         return result == ERC1271_MAGIC ? ERC1271_MAGIC : ERC1271_FAILED;
     }
 
-    /// @notice The digest a validator must have signed for `isValidSignature(hash, ...)`.
+    /// @notice The digest a validator must have signed for `isValidSignature(hash, ...)` of a
+    /// personal message (ERC-7739 PersonalSign: EIP-712 `PersonalSign(bytes prefixed)` under this
+    /// account's domain, `prefixed` being `hash`).
     function replaySafeHash(bytes32 hash) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(PERSONAL_SIGN_TYPEHASH, hash)));
     }
 
     function domainSeparator() external view returns (bytes32) {
         return _domainSeparatorV4();
+    }
+
+    /// The inner signature of an ERC-6492 wrapper (bounds-checked: a malformed one gives empty bytes),
+    /// or `data` itself.
+    function _unwrapERC6492(bytes calldata data) private pure returns (bytes calldata) {
+        uint256 length = data.length;
+        if (length < 32 || bytes32(data[length - 32:]) != ERC6492_SUFFIX) return data;
+        bytes calldata wrapper = data[:length - 32];
+        if (wrapper.length < 96) return data[:0];
+        uint256 offset = uint256(bytes32(wrapper[64:96]));
+        if (offset > wrapper.length - 32) return data[:0];
+        uint256 size = uint256(bytes32(wrapper[offset:offset + 32]));
+        if (size > wrapper.length - offset - 32) return data[:0];
+        return wrapper[offset + 32:offset + 32 + size];
+    }
+
+    /// ERC-7739: the digest the signature must sign, and the signature without the typed-data trailer.
+    function _nestedDigest(bytes32 hash, bytes calldata data)
+        private
+        view
+        returns (bool ok, bytes32 digest, bytes calldata signature)
+    {
+        (bytes calldata inner, bytes32 appSeparator, bytes32 contents, string calldata description) =
+            ERC7739Utils.decodeTypedDataSig(data);
+        if (bytes(description).length == 0 || MessageHashUtils.toTypedDataHash(appSeparator, contents) != hash) {
+            return (true, replaySafeHash(hash), data);
+        }
+        (string calldata name, string calldata contentsType) = ERC7739Utils.decodeContentsDescr(description);
+        // ERC-7739 also forbids a contents name that starts with a lowercase letter.
+        if (bytes(name).length == 0 || (bytes(name)[0] >= "a" && bytes(name)[0] <= "z")) {
+            return (false, bytes32(0), inner);
+        }
+        bytes memory domain = abi.encode(
+            keccak256(bytes(_EIP712Name())), keccak256(bytes(_EIP712Version())), block.chainid, address(this), bytes32(0)
+        );
+        bytes32 structHash = ERC7739Utils.typedDataSignStructHash(name, contentsType, contents, domain);
+        return (true, MessageHashUtils.toTypedDataHash(appSeparator, structHash), inner);
     }
 
     // ---------------------------------------------------------------- fallback
