@@ -1,5 +1,6 @@
 """The ChainOperation state machine: every allowed status change is written here, once."""
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -68,3 +69,47 @@ def transition(
         lambda: operation_changed.send(sender=ChainOperation, operation=operation)
     )
     return operation
+
+
+@transaction.atomic
+def transition_many(
+    *,
+    operation_ids: Sequence[int],
+    to: str,
+    expect: str,
+    fields: Mapping[int, Mapping[str, Any]] | None = None,
+    **common: Any,
+) -> list[ChainOperation]:
+    """Move every operation of a bundle from `expect` to `to` in one statement, under their row
+    locks: `common` fields for all, `fields[id]` for one. All or none: TransitionRefused (nothing
+    changed) when any of them is not in `expect` any more."""
+    fields = fields or {}
+    operations = list(
+        ChainOperation.objects.select_for_update().filter(pk__in=operation_ids).order_by("pk")
+    )
+    if len(operations) != len(set(operation_ids)):
+        raise ChainOperation.DoesNotExist(f"operations {sorted(operation_ids)}")
+    changed = {"status", "updated_at", *common}
+    now = timezone.now()
+    for operation in operations:
+        if operation.status != expect or not can_transition(from_status=operation.status, to=to):
+            raise TransitionRefused(operation, to)
+        operation.status = to
+        operation.updated_at = now
+        if to in TIMESTAMP_OF:
+            setattr(operation, TIMESTAMP_OF[to], now)
+            changed.add(TIMESTAMP_OF[to])
+        if to in FINAL:
+            operation.finished_at = now
+            changed.add("finished_at")
+        for name, value in {**common, **fields.get(operation.pk, {})}.items():
+            setattr(operation, name, value)
+            changed.add(name)
+    ChainOperation.objects.bulk_update(operations, fields=sorted(changed))
+
+    def announce() -> None:
+        for operation in operations:
+            operation_changed.send(sender=ChainOperation, operation=operation)
+
+    transaction.on_commit(announce)
+    return operations

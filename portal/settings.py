@@ -93,6 +93,12 @@ CHAIN_SPONSOR_WINDOW_SECONDS = env.int("CHAIN_SPONSOR_WINDOW_SECONDS", default=9
 CHAIN_REPLACE_AFTER_SECONDS = env.int("CHAIN_REPLACE_AFTER_SECONDS", default=60)
 # How often beat runs the pipeline tick: expire, re-dispatch and track operations (seconds).
 CHAIN_TICK_SECONDS = env.float("CHAIN_TICK_SECONDS", default=2.0)
+# Bundles of the built-in relayer: up to this many signed user operations in one handleOps, and as
+# many relayer calls (account deployments) in one RelayerBatch transaction. 1: one per transaction.
+CHAIN_BUNDLE_MAX_OPS = env.int("CHAIN_BUNDLE_MAX_OPS", default=32)
+# An ERC-4337 bundler's JSON-RPC URL (e.g. Alto): when set, signed user operations go there
+# instead of to the built-in relayer (relayer calls such as account deployments still use it).
+CHAIN_BUNDLER_URL = env.str("CHAIN_BUNDLER_URL", default="")
 
 # --- Domain watch (domains/) ------------------------------------------------------------------
 # Domains watched by the domain-ownership watch: the RP ID unless it is localhost, plus those added
