@@ -250,7 +250,9 @@ def test_two_pending_operations_of_one_account_never_collide(
     for operation in reversed(operations):
         assert advance(operation.pk, until=Status.CONFIRMED) == Status.CONFIRMED
     # Two EntryPoint nonces (random keys); with bundles, the relayer may send both at once.
-    nonces = {ChainOperation.objects.get(pk=o.pk).user_operation["nonce"] for o in operations}
+    nonces = {
+        (ChainOperation.objects.get(pk=o.pk).user_operation or {})["nonce"] for o in operations
+    }
     assert len(nonces) == 2
 
 
