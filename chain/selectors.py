@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from chain.models import ChainEvent, Deployment
+from chain.models import ChainEvent, Deployment, WatchedAccount
 
 T = TypeVar("T")
 # Values per SQL IN (...) list (SQLite's limit is 32766 variables; stay far below).
@@ -70,3 +70,16 @@ def latest_key_events(
         for account, credential_id, name in events:
             latest[(account, credential_id)] = name
     return latest
+
+
+def watched_among(*, chain_id: int, addresses: Iterable[str]) -> set[str]:
+    """The addresses (EIP-55) among `addresses` that are the portal's accounts on the chain."""
+    wanted = sorted(set(addresses))
+    watched: set[str] = set()
+    for some in chunks(wanted):
+        watched.update(
+            WatchedAccount.objects.filter(chain_id=chain_id, address__in=some).values_list(
+                "address", flat=True
+            )
+        )
+    return watched
