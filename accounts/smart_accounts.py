@@ -189,6 +189,8 @@ def follow_deployment(sender: Any, operation: ChainOperation, **kwargs: Any) -> 
     tell the apps above (smart_account_deployed)."""
     if operation.kind != DEPLOY_ACCOUNT or not operation.account:
         return
+    if operation.status not in (ChainOperation.Status.CONFIRMED, ChainOperation.Status.FAILED):
+        return  # nothing changes for the account while it is on its way
     account = (
         SmartAccount.objects.select_related("user")
         .filter(chain_id=operation.chain_id, address=operation.account)

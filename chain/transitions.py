@@ -89,27 +89,29 @@ def transition_many(
     )
     if len(operations) != len(set(operation_ids)):
         raise ChainOperation.DoesNotExist(f"operations {sorted(operation_ids)}")
-    changed = {"status", "updated_at", *common}
     now = timezone.now()
+    shared: dict[str, Any] = {"status": to, "updated_at": now, **common}
+    if to in TIMESTAMP_OF:
+        shared[TIMESTAMP_OF[to]] = now
+    if to in FINAL:
+        shared["finished_at"] = now
+    own: set[str] = set()
     for operation in operations:
         if operation.status != expect or not can_transition(from_status=operation.status, to=to):
             raise TransitionRefused(operation, to)
-        operation.status = to
-        operation.updated_at = now
-        if to in TIMESTAMP_OF:
-            setattr(operation, TIMESTAMP_OF[to], now)
-            changed.add(TIMESTAMP_OF[to])
-        if to in FINAL:
-            operation.finished_at = now
-            changed.add("finished_at")
-        for name, value in {**common, **fields.get(operation.pk, {})}.items():
+        for name, value in {**shared, **fields.get(operation.pk, {})}.items():
             setattr(operation, name, value)
-            changed.add(name)
-    ChainOperation.objects.bulk_update(operations, fields=sorted(changed))
+        own.update(fields.get(operation.pk, {}))
+    # One UPDATE for what they share; per-operation fields (few) with bulk_update.
+    ChainOperation.objects.filter(pk__in=[op.pk for op in operations]).update(**shared)
+    if own:
+        ChainOperation.objects.bulk_update(operations, fields=sorted(own))
 
     def announce() -> None:
-        for operation in operations:
-            operation_changed.send(sender=ChainOperation, operation=operation)
+        # The receivers' writes (read models) of the whole bundle in one transaction.
+        with transaction.atomic():
+            for operation in operations:
+                operation_changed.send(sender=ChainOperation, operation=operation)
 
     transaction.on_commit(announce)
     return operations
