@@ -104,6 +104,8 @@ def main() -> None:
 def transfer_rate(w3: Any, count: int) -> float:
     """anvil's rate for plain ETH transfers: `count` transfers signed in advance, sent one after
     the other (each mined on arrival), timed until the last receipt."""
+    from eth_typing import HexStr
+
     from chain.client import account_from_key
     from chain.devtools.devkit import ANVIL_KEYS
 
@@ -116,7 +118,7 @@ def transfer_rate(w3: Any, count: int) -> float:
                 "type": 2,
                 "chainId": w3.eth.chain_id,
                 "nonce": nonce + i,
-                "to": "0x000000000000000000000000000000000000dEaD",
+                "to": HexStr("0x000000000000000000000000000000000000dEaD"),
                 "value": 1,
                 "gas": 21_000,
                 "maxFeePerGas": 4 * base_fee + 10**9,

@@ -18,7 +18,7 @@ from web3.exceptions import TransactionNotFound
 from chain import userops
 from chain.client import call_chain, entry_point, node, relayer_account
 from chain.models import ChainOperation
-from chain.pipeline.bundles import bundle_of, move_bundle
+from chain.pipeline.bundles import bundle_of, move_bundle, raw_transaction
 from chain.pipeline.submit import (
     Outcome,
     decode_revert,
@@ -197,7 +197,7 @@ def _track_submitted(w3: Web3, operation: ChainOperation) -> ChainOperation:
         # The node lost it (restarted, dropped from its pool): the same bytes again.
         logger.info("operation %s: transaction unknown to the node, sending it again", operation.pk)
         ChainOperation.objects.filter(pk=operation.pk).update(attempts=operation.attempts + 1)
-        send(w3, operation.pk, bytes(operation.raw_transaction or b""))
+        send(w3, operation.pk, raw_transaction(operation))
         return ChainOperation.objects.get(pk=operation.pk)
 
     pending_for = timezone.now() - (operation.submitted_at or operation.updated_at)
@@ -237,7 +237,7 @@ def _executed_by(w3: Web3, operation: ChainOperation) -> str | None:
 
 def _stored_transaction(operation: ChainOperation) -> dict[str, Any]:
     """The fields (to, data, gas, ...) of the transaction last signed for the operation."""
-    raw = bytes(operation.raw_transaction or b"")
+    raw = raw_transaction(operation)
     return dict(TypedTransaction.from_bytes(HexBytes(raw)).as_dict())
 
 
@@ -266,10 +266,13 @@ def _replace(w3: Web3, operation: ChainOperation) -> ChainOperation:
             operations,
             to=Status.SUBMITTED,
             fields={
-                op.pk: {"tx_hashes": [*op.tx_hashes, tx_hash], "attempts": op.attempts + 1}
+                op.pk: {
+                    "tx_hashes": [*op.tx_hashes, tx_hash],
+                    "attempts": op.attempts + 1,
+                    "raw_transaction": raw if op.pk == operations[0].pk else None,
+                }
                 for op in operations
             },
-            raw_transaction=raw,
             tx_hash=tx_hash,
             max_fee_per_gas=new_max_fee,
             max_priority_fee_per_gas=new_priority,

@@ -203,7 +203,7 @@ def test_events_of_accounts_that_are_not_the_portals_are_not_stored(
     w3: Web3, deployed: dict[str, str], harness: Harness, passkey: SoftwarePasskey
 ) -> None:
     alice = person_on_chain(harness, passkey, deploy=False)
-    stranger, _ = harness.deploy_account(SoftwarePasskey(origin=ORIGIN))
+    harness.deploy_account(SoftwarePasskey(origin=ORIGIN))
     # The same credential id on someone else's account does not make alice's passkey active.
     harness.deploy_account(SoftwarePasskey(origin=ORIGIN, credential_id=passkey.credential_id))
     # Anyone may call the validator's onInstall: PasskeyCreated, here with alice's credential id,
