@@ -141,6 +141,21 @@ def failed_index(data: bytes) -> tuple[int | None, str]:
     return None, decode_revert(data)
 
 
+# The gas per operation of the last bundle of each kind simulated in this process: a bundle claims
+# no more operations than fit under TX_GAS_CAP (deployments: about 32 of ~390,000 gas).
+_gas_per_operation: dict[str, float] = {}
+
+
+def claim_limit(kind: str) -> int:
+    """How many operations a new bundle of `kind` claims: CHAIN_BUNDLE_MAX_OPS, or fewer when
+    that many would not fit under the gas cap."""
+    limit = int(settings.CHAIN_BUNDLE_MAX_OPS)
+    per_operation = _gas_per_operation.get(kind)
+    if per_operation:
+        limit = min(limit, max(2, int(TX_GAS_CAP * 0.9 / (1.2 * per_operation))))
+    return limit
+
+
 def _gas_used(w3: Web3, tx: dict[str, Any]) -> int:
     """The gas the transaction uses now, from one execution (eth_createAccessList's gasUsed: a
     node's eth_estimateGas runs it a dozen times over); eth_estimateGas where the node has no
@@ -198,9 +213,13 @@ def simulate_bundle(
             dropped.extend(failing)
             kept = [op for op in kept if all(op.pk != bad.pk for bad, _ in failing)]
             continue
-        gas = used + used // 5 + _reserve(kind, kept) + 50_000
+        reserve = _reserve(kind, kept) + 50_000
+        _gas_per_operation[kind] = used / len(kept)
+        gas = used + used // 5 + reserve
         if gas > TX_GAS_CAP and len(kept) > 1:
-            kept = kept[: max(1, len(kept) // 2)]
+            # As many as fit, by this run's gas per operation.
+            fit = int((TX_GAS_CAP - reserve) / (1.2 * _gas_per_operation[kind]))
+            kept = kept[: max(1, min(fit, len(kept) - 1))]
             continue
         return gas, kept, dropped
     return None, kept, dropped
@@ -221,7 +240,7 @@ def submit_bundle(w3: Web3, *, operation_id: int, kind: str) -> list[int]:
     it, with other signed operations of its kind). Returns the ids sent in the bundle."""
     try:
         with transaction.atomic():
-            claimed = _claim(operation_id, kind, settings.CHAIN_BUNDLE_MAX_OPS)
+            claimed = _claim(operation_id, kind, claim_limit(kind))
             if len(claimed) <= 1:
                 plan = _Plan(alone=claimed[0].pk if claimed else None)
             else:
