@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models.signals import post_save
 from django.dispatch import Signal, receiver
 from django.utils import timezone
 from eth_abi import decode
@@ -24,6 +25,7 @@ from chain.passkey_signatures import public_key_from_cose
 from chain.pipeline.create import create_relayer_call
 from chain.selectors import deployment_addresses, deployment_times
 from chain.signals import events_indexed, operation_changed
+from chain.watch import watch_account
 from portal.errors import Conflict
 
 logger = logging.getLogger(__name__)
@@ -181,12 +183,21 @@ def deployed_account_of(user: User) -> SmartAccount | None:
     ).first()
 
 
+@receiver(post_save, sender=SmartAccount)
+def watch_on_chain(sender: Any, instance: SmartAccount, created: bool, **kwargs: Any) -> None:
+    """Every smart account the portal opens is one the chain's indexer watches."""
+    if created:
+        watch_account(chain_id=instance.chain_id, address=instance.address)
+
+
 @receiver(operation_changed)
 def follow_deployment(sender: Any, operation: ChainOperation, **kwargs: Any) -> None:
     """Keep the account's status in step with its latest deployment attempt; once it is deployed,
     tell the apps above (smart_account_deployed)."""
     if operation.kind != DEPLOY_ACCOUNT or not operation.account:
         return
+    if operation.status not in (ChainOperation.Status.CONFIRMED, ChainOperation.Status.FAILED):
+        return  # nothing changes for the account while it is on its way
     account = (
         SmartAccount.objects.select_related("user")
         .filter(chain_id=operation.chain_id, address=operation.account)

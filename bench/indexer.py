@@ -21,17 +21,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 import django
-from django.conf import settings
-from django.db import connection
-from django.test.utils import setup_databases, teardown_databases
-from eth_abi import encode
-from eth_utils import keccak
 
-from chain import userops
-from chain.client import Sender, account_from_key, connect
-from chain.devtools import deploy, devnet
-from chain.devtools.authenticator import SoftwarePasskey
-from chain.devtools.devkit import ANVIL_KEYS, Harness
+django.setup()  # chain.client imports models
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import setup_databases, teardown_databases  # noqa: E402
+from eth_abi import encode  # noqa: E402
+from eth_utils import keccak  # noqa: E402
+
+from chain import userops  # noqa: E402
+from chain.client import Sender, account_from_key, connect  # noqa: E402
+from chain.devtools import deploy, devnet  # noqa: E402
+from chain.devtools.authenticator import SoftwarePasskey  # noqa: E402
+from chain.devtools.devkit import ANVIL_KEYS, Harness  # noqa: E402
 
 ORIGIN = "https://portal.example"
 KEYS_PER_OPERATION = 200
@@ -56,7 +59,6 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000, help="PasskeyCreated events to make")
     parser.add_argument("--batch-blocks", type=int, default=None, help="CHAIN_INDEXER_BATCH_BLOCKS")
     options = parser.parse_args()
-    django.setup()
     batch_blocks = options.batch_blocks or settings.CHAIN_INDEXER_BATCH_BLOCKS
 
     node = devnet.start_anvil(extra_args=["--gas-limit", "100000000"])

@@ -1,4 +1,5 @@
-"""Operation pipeline benchmark: operations confirmed per second, with 1 and 2 Celery workers.
+"""Operation pipeline benchmark: operations confirmed per second, with 1 and 2 Celery workers,
+next to anvil's own rate for plain transfers in the same run.
 
 Starts its own anvil (auto-mining), its own Redis (the broker) and real `celery --app portal
 worker` processes (prefork, concurrency 1) on a fresh PostgreSQL database, then for each
@@ -7,6 +8,10 @@ nudge to the last `confirmed`:
 
 - deploy_account: relayer calls (MSAFactory.deployAccount), one per new account;
 - user operation: passkey-signed, sponsored user operations (EntryPoint.handleOps), one per account.
+
+The relayer bundles them (CHAIN_BUNDLE_MAX_OPS per transaction, `--bundle-max-ops`). Before each
+configuration, anvil's rate for plain ETH transfers is measured too (signed in advance, sent one
+after the other, each mined on arrival): the ceiling one transaction at a time would have.
 
 Run: `make bench-pipeline` or `python bench/pipeline.py [--operations N]`. Needs PostgreSQL
 (DATABASE_URL's server; a database named portal_bench_pipeline is dropped and created) and
@@ -44,7 +49,14 @@ def fresh_database(server_url: str, name: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--operations", type=int, default=100, help="operations per run")
+    parser.add_argument("--operations", type=int, default=300, help="operations per run")
+    parser.add_argument(
+        "--bundle-max-ops",
+        type=int,
+        default=None,
+        help="CHAIN_BUNDLE_MAX_OPS for the workers (default: the setting's default)",
+    )
+    parser.add_argument("--transfers", type=int, default=300, help="plain transfers per measure")
     parser.add_argument(
         "--database-server",
         default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
@@ -68,6 +80,8 @@ def main() -> None:
             "DJANGO_LOG_LEVEL": "WARNING",
         }
     )
+    if args.bundle_max_ops is not None:
+        os.environ["CHAIN_BUNDLE_MAX_OPS"] = str(args.bundle_max_ops)
     import django
 
     django.setup()
@@ -79,7 +93,7 @@ def main() -> None:
     workers: list[subprocess.Popen[bytes]] = []
     logs = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
-        run(args.operations, workers, logs)
+        run(args.operations, workers, logs, transfers=args.transfers)
     finally:
         for worker in workers:
             stop_process(worker)
@@ -87,7 +101,41 @@ def main() -> None:
         redis.stop()
 
 
-def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
+def transfer_rate(w3: Any, count: int) -> float:
+    """anvil's rate for plain ETH transfers: `count` transfers signed in advance, sent one after
+    the other (each mined on arrival), timed until the last receipt."""
+    from eth_typing import HexStr
+
+    from chain.client import account_from_key
+    from chain.devtools.devkit import ANVIL_KEYS
+
+    key = account_from_key(ANVIL_KEYS[3])
+    nonce = int(w3.eth.get_transaction_count(key.address, "pending"))
+    base_fee = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+    raws = [
+        key.sign_transaction(
+            {
+                "type": 2,
+                "chainId": w3.eth.chain_id,
+                "nonce": nonce + i,
+                "to": HexStr("0x000000000000000000000000000000000000dEaD"),
+                "value": 1,
+                "gas": 21_000,
+                "maxFeePerGas": 4 * base_fee + 10**9,
+                "maxPriorityFeePerGas": 10**6,
+            }
+        ).raw_transaction
+        for i in range(count)
+    ]
+    started = time.monotonic()
+    last = None
+    for raw in raws:
+        last = w3.eth.send_raw_transaction(raw)
+    w3.eth.wait_for_transaction_receipt(last, timeout=120, poll_latency=0.01)
+    return count / (time.monotonic() - started)
+
+
+def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path, *, transfers: int) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -168,12 +216,13 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
             stop_process(workers.pop())
         return elapsed
 
-    results: list[tuple[str, int, int, float]] = []
+    results: list[tuple[str, int, int, float, float]] = []
     people: dict[int, list[tuple[Any, Any, Any]]] = {}
     for worker_count in (1, 2):
         batch = [new_person(f"w{worker_count}") for _ in range(count)]
+        anvil_rate = transfer_rate(w3, transfers)
         elapsed = measure([item[3] for item in batch], worker_count)
-        results.append(("deploy_account (relayer call)", worker_count, count, elapsed))
+        results.append(("deploy_account (relayer call)", worker_count, count, elapsed, anvil_rate))
         people[worker_count] = [item[:3] for item in batch]
         for _user, passkey, account, _ in batch:
             SmartAccount.objects.filter(pk=account.pk).update(status=SmartAccount.Status.DEPLOYED)
@@ -201,13 +250,24 @@ def run(count: int, workers: list[subprocess.Popen[bytes]], logs: Path) -> None:
                 client=client,
             )
             ids.append(operation.pk)
+        anvil_rate = transfer_rate(w3, transfers)
         elapsed = measure(ids, worker_count)
-        results.append(("passkey user operation (handleOps)", worker_count, count, elapsed))
+        results.append(
+            ("passkey user operation (handleOps)", worker_count, count, elapsed, anvil_rate)
+        )
 
-    print("| operation | workers | operations | seconds | confirmed/s |")
-    print("|---|---:|---:|---:|---:|")
-    for label, worker_count, number, elapsed in results:
-        print(f"| {label} | {worker_count} | {number} | {elapsed:.2f} | {number / elapsed:.1f} |")
+    from django.conf import settings
+
+    bundle = os.environ.get("CHAIN_BUNDLE_MAX_OPS", str(settings.CHAIN_BUNDLE_MAX_OPS))
+    transactions = ChainOperation.objects.exclude(tx_hash="").values("tx_hash").distinct().count()
+    print(f"CHAIN_BUNDLE_MAX_OPS={bundle}; {transactions} relayer transactions in all")
+    print("| operation | workers | operations | seconds | confirmed/s | anvil transfers/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, worker_count, number, elapsed, rate in results:
+        print(
+            f"| {label} | {worker_count} | {number} | {elapsed:.2f} | {number / elapsed:.1f} "
+            f"| {rate:.0f} |"
+        )
 
 
 if __name__ == "__main__":

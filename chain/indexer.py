@@ -22,7 +22,10 @@ Indexed: the events listed in INDEXED_EVENTS, all of them for the portal's own c
 AccountDeployed, GuardianExecutor's guardian and recovery events), and EntryPoint
 UserOperationEvent (those paid by the portal's SponsorPaymaster only: the EntryPoint may be the
 chain's shared one). A contract of OPTIONAL_CONTRACTS that is not recorded on the chain is simply
-not read.
+not read. Every event is kept only when it is about
+one of the portal's own accounts (WatchedAccount, registered by the app that opens accounts):
+anyone can call WebAuthnValidator.onInstall and emit PasskeyCreated for any account, and such
+events are not kept.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from web3.types import RPCEndpoint
 from chain import artifacts
 from chain.client import connect
 from chain.models import ChainEvent, IndexedBlock, IndexerCursor
-from chain.selectors import chunks, deployment_addresses
+from chain.selectors import chunks, deployment_addresses, watched_among
 from chain.signals import events_indexed
 
 logger = logging.getLogger(__name__)
@@ -393,6 +396,10 @@ def _index_batch(*, source: _Source, chain_id: int, limit: int, result: IndexRes
         if event.block_number == end and event.block_hash != end_hash:
             raise _ChainMoved
         fresh[(event.block_hash, event.log_index)] = event
+    # Only the portal's own accounts: anyone can have the validator emit PasskeyCreated for any
+    # address, or deploy accounts through the factory.
+    ours = watched_among(chain_id=chain_id, addresses={e.account for e in fresh.values()})
+    fresh = {key: event for key, event in fresh.items() if event.account in ours}
 
     # Upsert the fresh events; delete stored events of the range that the chain no longer has.
     existing = {

@@ -89,6 +89,12 @@ class ChainOperation(models.Model):
     raw_transaction = models.BinaryField(null=True, blank=True)
     tx_hash = models.CharField(max_length=66, blank=True, db_index=True)
     tx_hashes = models.JSONField(default=list, blank=True)
+    # How it was sent: "relayer" (the portal's own transaction, alone or in a bundle) or "bundler"
+    # (an ERC-4337 bundler, CHAIN_BUNDLER_URL: no relayer, nonce or raw transaction of ours).
+    submitted_via = models.CharField(max_length=16, blank=True)
+    # Its place in a relayer bundle (handleOps' ops, RelayerBatch's calls); None: sent alone.
+    # Operations of one bundle share the relayer nonce, the raw transaction and its hashes.
+    bundle_index = models.PositiveIntegerField(null=True, blank=True)
 
     block_number = models.PositiveBigIntegerField(null=True, blank=True)
     block_hash = models.CharField(max_length=66, blank=True)
@@ -106,13 +112,11 @@ class ChainOperation(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "updated_at"])]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["chain_id", "relayer", "relayer_nonce"],
-                condition=models.Q(relayer_nonce__isnull=False),
-                name="chain_operation_unique_relayer_nonce",
-            )
+        # Operations of one bundle share a relayer nonce: the nonce lock (RelayerAccount) keeps
+        # two transactions from sharing one.
+        indexes = [
+            models.Index(fields=["status", "updated_at"]),
+            models.Index(fields=["chain_id", "relayer", "relayer_nonce"]),
         ]
 
     def __str__(self) -> str:
@@ -186,3 +190,21 @@ class ChainEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.account} @{self.block_number}:{self.log_index}"
+
+
+class WatchedAccount(models.Model):
+    """A smart account of the portal on a chain (registered by the app that opens accounts): the
+    indexer stores events about these accounts only. Anyone can make the portal's validator emit
+    PasskeyCreated for any address; such events of strangers' accounts are not kept."""
+
+    chain_id = models.PositiveBigIntegerField()
+    address = models.CharField(max_length=42)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain_id", "address"], name="chain_watched_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address}@{self.chain_id}"

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from chain.models import ChainEvent, Deployment
+from chain.models import ChainEvent, Deployment, WatchedAccount
 
 T = TypeVar("T")
 # Values per SQL IN (...) list (SQLite's limit is 32766 variables; stay far below).
@@ -100,3 +100,16 @@ def latest_keyed_events(
         for event in events:
             latest[(event.account, event.credential_id)] = event
     return latest
+
+
+def watched_among(*, chain_id: int, addresses: Iterable[str]) -> set[str]:
+    """The addresses (EIP-55) among `addresses` that are the portal's accounts on the chain."""
+    wanted = sorted(set(addresses))
+    watched: set[str] = set()
+    for some in chunks(wanted):
+        watched.update(
+            WatchedAccount.objects.filter(chain_id=chain_id, address__in=some).values_list(
+                "address", flat=True
+            )
+        )
+    return watched

@@ -1,5 +1,6 @@
 """The ChainOperation state machine: every allowed status change is written here, once."""
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -68,3 +69,49 @@ def transition(
         lambda: operation_changed.send(sender=ChainOperation, operation=operation)
     )
     return operation
+
+
+@transaction.atomic
+def transition_many(
+    *,
+    operation_ids: Sequence[int],
+    to: str,
+    expect: str,
+    fields: Mapping[int, Mapping[str, Any]] | None = None,
+    **common: Any,
+) -> list[ChainOperation]:
+    """Move every operation of a bundle from `expect` to `to` in one statement, under their row
+    locks: `common` fields for all, `fields[id]` for one. All or none: TransitionRefused (nothing
+    changed) when any of them is not in `expect` any more."""
+    fields = fields or {}
+    operations = list(
+        ChainOperation.objects.select_for_update().filter(pk__in=operation_ids).order_by("pk")
+    )
+    if len(operations) != len(set(operation_ids)):
+        raise ChainOperation.DoesNotExist(f"operations {sorted(operation_ids)}")
+    now = timezone.now()
+    shared: dict[str, Any] = {"status": to, "updated_at": now, **common}
+    if to in TIMESTAMP_OF:
+        shared[TIMESTAMP_OF[to]] = now
+    if to in FINAL:
+        shared["finished_at"] = now
+    own: set[str] = set()
+    for operation in operations:
+        if operation.status != expect or not can_transition(from_status=operation.status, to=to):
+            raise TransitionRefused(operation, to)
+        for name, value in {**shared, **fields.get(operation.pk, {})}.items():
+            setattr(operation, name, value)
+        own.update(fields.get(operation.pk, {}))
+    # One UPDATE for what they share; per-operation fields (few) with bulk_update.
+    ChainOperation.objects.filter(pk__in=[op.pk for op in operations]).update(**shared)
+    if own:
+        ChainOperation.objects.bulk_update(operations, fields=sorted(own))
+
+    def announce() -> None:
+        # The receivers' writes (read models) of the whole bundle in one transaction.
+        with transaction.atomic():
+            for operation in operations:
+                operation_changed.send(sender=ChainOperation, operation=operation)
+
+    transaction.on_commit(announce)
+    return operations

@@ -101,6 +101,12 @@ CHAIN_SPONSOR_WINDOW_SECONDS = env.int("CHAIN_SPONSOR_WINDOW_SECONDS", default=9
 CHAIN_REPLACE_AFTER_SECONDS = env.int("CHAIN_REPLACE_AFTER_SECONDS", default=60)
 # How often beat runs the pipeline tick: expire, re-dispatch and track operations (seconds).
 CHAIN_TICK_SECONDS = env.float("CHAIN_TICK_SECONDS", default=2.0)
+# Bundles of the built-in relayer: up to this many signed user operations in one handleOps, and as
+# many relayer calls (account deployments) in one RelayerBatch transaction. 1: one per transaction.
+CHAIN_BUNDLE_MAX_OPS = env.int("CHAIN_BUNDLE_MAX_OPS", default=64)
+# An ERC-4337 bundler's JSON-RPC URL (e.g. Alto): when set, signed user operations go there
+# instead of to the built-in relayer (relayer calls such as account deployments still use it).
+CHAIN_BUNDLER_URL = env.str("CHAIN_BUNDLER_URL", default="")
 # What the portal pays on chain (chain.budgets): gas reserved per rolling hour and day for the
 # relayer's transactions (account deployments) and for the paymaster's sponsored operations; a
 # request that would go over is refused (429 `budget_exhausted`), nothing written.

@@ -63,6 +63,7 @@ CONTRACT_NAMES = (
     "EOAKeyValidator",
     "GuardianExecutor",
     "SessionKeyValidator",
+    "RelayerBatch",
 )
 
 
@@ -228,6 +229,8 @@ def deploy_all(
         init_code("GuardianExecutor", ["address", "address"], [webauthn_validator, eoa_validator]),
     )
     step("SessionKeyValidator", init_code("SessionKeyValidator", [], []))
+    # The relayer's bundles of account deployments (chain.pipeline.bundles).
+    step("RelayerBatch", init_code("RelayerBatch", [], []))
 
     entry_point_contract = contract(w3, "EntryPoint", entry_point)
     balance = int(entry_point_contract.functions.balanceOf(paymaster).call())

@@ -16,6 +16,11 @@ signature. Either way the operation ends `signed`, with the call the relayer mak
   `submitted`); a transaction the node does not know is sent again unchanged; one pending longer
   than CHAIN_REPLACE_AFTER_SECONDS is replaced with higher fees at the same nonce.
 
+Signed user operations and account deployments go in bundles (`bundles`: up to
+CHAIN_BUNDLE_MAX_OPS per handleOps or RelayerBatch transaction, a bad one dropped by simulation);
+with CHAIN_BUNDLER_URL set, user operations go to that ERC-4337 bundler instead (`bundler`), with
+the same states and guarantees.
+
 The database is the durable queue: a task is only a nudge, and the beat tick (`tick`) re-dispatches
 what nobody picked up. Every status change goes through chain.transitions.transition.
 """

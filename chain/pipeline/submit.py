@@ -73,6 +73,7 @@ def fees(w3: Web3) -> tuple[int, int]:
 
 FAILED_OP = keccak(text="FailedOp(uint256,string)")[:4]
 FAILED_OP_WITH_REVERT = keccak(text="FailedOpWithRevert(uint256,string,bytes)")[:4]
+CALL_REVERTED = keccak(text="CallReverted(uint256,bytes)")[:4]  # RelayerBatch, strict
 ERROR_STRING = keccak(text="Error(string)")[:4]
 
 
@@ -98,6 +99,9 @@ def decode_revert(data: bytes, fallback: str = "reverted") -> str:
         if data[:4] == FAILED_OP_WITH_REVERT:
             (_, reason, inner) = decode(["uint256", "string", "bytes"], data[4:])
             return f"{reason} (0x{bytes(inner).hex()})" if inner else str(reason)
+        if data[:4] == CALL_REVERTED:
+            (_, inner) = decode(["uint256", "bytes"], data[4:])
+            return decode_revert(bytes(inner), "the call reverted")
         if data[:4] == ERROR_STRING:
             (reason,) = decode(["string"], data[4:])
             return str(reason)
@@ -124,16 +128,16 @@ def simulate(w3: Web3, operation: ChainOperation, sender: str) -> tuple[int | No
     return estimate * 3 // 2 + 50_000, ""
 
 
-def sign_transaction(
-    *, operation: ChainOperation, nonce: int, gas: int, max_fee: int, priority: int
+def sign_call(
+    *, to: str, data: bytes, nonce: int, gas: int, max_fee: int, priority: int
 ) -> tuple[bytes, str]:
-    """The relayer's signed EIP-1559 transaction of the operation's call: (raw bytes, hash)."""
+    """The relayer's signed EIP-1559 transaction calling `to` with `data`: (raw bytes, hash)."""
     tx = {
         "type": 2,
         "chainId": settings.CHAIN_ID,
         "nonce": nonce,
-        "to": to_checksum_address(operation.tx_to),
-        "data": bytes(operation.tx_data),
+        "to": to_checksum_address(to),
+        "data": bytes(data),
         "value": 0,
         "gas": gas,
         "maxFeePerGas": max_fee,
@@ -141,6 +145,20 @@ def sign_transaction(
     }
     signed = relayer_account().sign_transaction(tx)
     return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
+
+
+def sign_transaction(
+    *, operation: ChainOperation, nonce: int, gas: int, max_fee: int, priority: int
+) -> tuple[bytes, str]:
+    """The relayer's signed EIP-1559 transaction of the operation's call: (raw bytes, hash)."""
+    return sign_call(
+        to=operation.tx_to,
+        data=bytes(operation.tx_data),
+        nonce=nonce,
+        gas=gas,
+        max_fee=max_fee,
+        priority=priority,
+    )
 
 
 def take_nonce(w3: Web3, address: str) -> int:
@@ -218,6 +236,8 @@ def store_then_send(
             tx_hash=tx_hash,
             tx_hashes=[*locked.tx_hashes, tx_hash],
             attempts=locked.attempts + 1,
+            submitted_via="relayer",
+            bundle_index=None,
         )
     send(w3, operation_id, raw)
     return submitted, True
@@ -238,7 +258,10 @@ def fail_simulation(operation: ChainOperation, reason: str) -> ChainOperation:
 
 
 def submit(*, operation_id: int) -> Outcome:
-    """Send a `signed` operation (or look after one already sent): see the package docstring."""
+    """Send a `signed` operation (or look after one already sent): see the package docstring.
+    A user operation goes to the ERC-4337 bundler when CHAIN_BUNDLER_URL is set; otherwise it,
+    and any account deployment, goes in a relayer bundle (chain.pipeline.bundles) with the other
+    signed operations of its kind, or alone."""
     from chain.pipeline.track import track
 
     operation = ChainOperation.objects.filter(pk=operation_id).first()
@@ -247,10 +270,31 @@ def submit(*, operation_id: int) -> Outcome:
     if operation.status != Status.SIGNED:
         return track(operation_id=operation_id)
     w3 = node()
+    if operation.user_operation is not None and settings.CHAIN_BUNDLER_URL:
+        from chain.pipeline import bundler
+
+        bundler.submit(w3, operation)
+        return track(operation_id=operation_id)
+    if settings.CHAIN_BUNDLE_MAX_OPS > 1:
+        from chain.pipeline import bundles
+
+        kind = bundles.bundle_kind(operation)
+        if kind is not None:
+            bundles.submit_bundle(w3, operation_id=operation_id, kind=kind)
+            return track(operation_id=operation_id)
+    submit_alone(w3, operation_id=operation_id)
+    return track(operation_id=operation_id)
+
+
+def submit_alone(w3: Web3, *, operation_id: int) -> None:
+    """Simulate the operation's own call and send it in a transaction of its own."""
+    operation = ChainOperation.objects.filter(pk=operation_id).first()
+    if operation is None or operation.status != Status.SIGNED:
+        return
     gas, reason = simulate(w3, operation, relayer_account().address)
     if gas is None:
-        failed = fail_simulation(operation, reason)
-        return Outcome(failed.status, pending=False)
+        fail_simulation(operation, reason)
+        return
     store_then_send(
         w3,
         operation_id=operation_id,
@@ -259,7 +303,6 @@ def submit(*, operation_id: int) -> Outcome:
         gas=gas,
         fees=fees(w3),
     )
-    return track(operation_id=operation_id)
 
 
 def note_error(*, operation_id: int, error: str) -> None:

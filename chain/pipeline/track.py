@@ -8,26 +8,28 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from eth_abi import decode
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
-from web3.logs import DISCARD
 
 from chain import userops
 from chain.client import call_chain, entry_point, node, relayer_account
 from chain.models import ChainOperation
+from chain.pipeline.bundles import bundle_of, move_bundle, raw_transaction
 from chain.pipeline.submit import (
     Outcome,
     decode_revert,
     fail_simulation,
     fees,
     send,
-    sign_transaction,
+    sign_call,
     simulate,
     store_then_send,
 )
+from chain.selectors import deployment_address
 from chain.transitions import TransitionRefused, transition
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,11 @@ def track(*, operation_id: int) -> Outcome:
     if operation is None:
         return Outcome("missing", pending=False)
     w3 = node()
-    if operation.status == Status.SUBMITTED:
+    if operation.status == Status.SUBMITTED and operation.submitted_via == "bundler":
+        from chain.pipeline import bundler
+
+        operation = bundler.track_submitted(w3, operation)
+    elif operation.status == Status.SUBMITTED:
         operation = _track_submitted(w3, operation)
     if operation.status == Status.INCLUDED:
         operation = _track_included(w3, operation)
@@ -72,23 +78,66 @@ def _known(w3: Web3, tx_hash: str) -> bool:
         return False
 
 
-def _user_operation_result(w3: Web3, operation: ChainOperation, receipt: Any) -> str | None:
-    """None when the user operation succeeded; its revert reason when it did not."""
-    if not operation.user_op_hash:
-        return None
-    contract_ = entry_point(w3)
-    wanted = bytes.fromhex(operation.user_op_hash.removeprefix("0x"))
-    events = contract_.events.UserOperationEvent().process_receipt(receipt, errors=DISCARD)
-    mine = [e for e in events if bytes(e["args"]["userOpHash"]) == wanted]
-    if not mine:
-        return "the transaction did not execute the user operation"
-    if mine[0]["args"]["success"]:
-        return None
-    reverts = contract_.events.UserOperationRevertReason().process_receipt(receipt, errors=DISCARD)
-    for event in reverts:
-        if bytes(event["args"]["userOpHash"]) == wanted:
-            return decode_revert(bytes(event["args"]["revertReason"]), "execution reverted")
-    return "execution reverted"
+USER_OPERATION_REVERT_REASON = (
+    "0x" + keccak(text="UserOperationRevertReason(bytes32,address,uint256,bytes)").hex()
+)
+CALL_FAILED = "0x" + keccak(text="CallFailed(uint256,bytes)").hex()
+
+
+def _topic(log: Any, index: int) -> str:
+    return "0x" + bytes(HexBytes(log["topics"][index])).hex()
+
+
+def receipt_results(
+    receipt: Any, operations: list[ChainOperation], *, batch: str = ""
+) -> dict[int, str | None]:
+    """Operation id → None when it succeeded in the mined transaction `receipt`, else its revert
+    reason. A user operation by its UserOperationEvent (and UserOperationRevertReason); a relayer
+    call in a RelayerBatch (`batch`: its address) by the CallFailed of its index."""
+    if receipt["status"] != 1:
+        return dict.fromkeys((op.pk for op in operations), "the transaction reverted")
+    succeeded: dict[str, bool] = {}
+    reverted: dict[str, bytes] = {}
+    failed_calls: dict[int, bytes] = {}
+    for log in receipt["logs"]:
+        if not log["topics"]:
+            continue
+        topic = _topic(log, 0)
+        data = bytes(HexBytes(log["data"]))
+        if topic == USER_OPERATION_EVENT:
+            (success,) = decode(["bool"], data[32:64])
+            succeeded.setdefault(_topic(log, 1), bool(success))
+        elif topic == USER_OPERATION_REVERT_REASON:
+            (_nonce, reason) = decode(["uint256", "bytes"], data)
+            reverted.setdefault(_topic(log, 1), bytes(reason))
+        elif topic == CALL_FAILED and batch and str(log["address"]).lower() == batch.lower():
+            (reason,) = decode(["bytes"], data)
+            failed_calls[int(_topic(log, 1), 16)] = bytes(reason)
+    results: dict[int, str | None] = {}
+    for operation in operations:
+        if operation.user_op_hash:
+            wanted = operation.user_op_hash.lower()
+            if wanted not in succeeded:
+                results[operation.pk] = "the transaction did not execute the user operation"
+            elif succeeded[wanted]:
+                results[operation.pk] = None
+            elif wanted in reverted:
+                results[operation.pk] = decode_revert(reverted[wanted], "execution reverted")
+            else:
+                results[operation.pk] = "execution reverted"
+        elif operation.bundle_index is not None and operation.bundle_index in failed_calls:
+            results[operation.pk] = decode_revert(
+                failed_calls[operation.bundle_index], "the call reverted"
+            )
+        else:
+            results[operation.pk] = None
+    return results
+
+
+def _batch_address(operations: list[ChainOperation]) -> str:
+    if all(op.bundle_index is None or op.user_op_hash for op in operations):
+        return ""
+    return deployment_address("RelayerBatch", chain_id=operations[0].chain_id)
 
 
 def _safe_transition(operation: ChainOperation, **kwargs: Any) -> ChainOperation:
@@ -109,20 +158,24 @@ def _track_submitted(w3: Web3, operation: ChainOperation) -> ChainOperation:
             "block_number": int(receipt["blockNumber"]),
             "block_hash": "0x" + bytes(receipt["blockHash"]).hex(),
         }
-        if receipt["status"] != 1:
-            return _safe_transition(
-                operation,
+        # Every operation of the bundle is settled from this one receipt.
+        operations = bundle_of(operation)
+        results = receipt_results(receipt, operations, batch=_batch_address(operations))
+        included = [op for op in operations if results[op.pk] is None]
+        failed = [op for op in operations if results[op.pk] is not None]
+        after = move_bundle(included, to=Status.INCLUDED, last_error="", **where)
+        after.update(
+            move_bundle(
+                failed,
                 to=Status.FAILED,
-                revert_reason="the transaction reverted",
-                last_error="the transaction reverted on chain",
+                fields={
+                    op.pk: {"revert_reason": results[op.pk], "last_error": results[op.pk]}
+                    for op in failed
+                },
                 **where,
             )
-        reason = _user_operation_result(w3, operation, receipt)
-        if reason is not None:
-            return _safe_transition(
-                operation, to=Status.FAILED, revert_reason=reason, last_error=reason, **where
-            )
-        return _safe_transition(operation, to=Status.INCLUDED, last_error="", **where)
+        )
+        return after.get(operation.pk) or ChainOperation.objects.get(pk=operation.pk)
 
     if not any(_known(w3, tx_hash) for tx_hash in hashes):
         latest_nonce = int(call_chain(w3.eth.get_transaction_count, operation.relayer, "latest"))
@@ -144,7 +197,7 @@ def _track_submitted(w3: Web3, operation: ChainOperation) -> ChainOperation:
         # The node lost it (restarted, dropped from its pool): the same bytes again.
         logger.info("operation %s: transaction unknown to the node, sending it again", operation.pk)
         ChainOperation.objects.filter(pk=operation.pk).update(attempts=operation.attempts + 1)
-        send(w3, operation.pk, bytes(operation.raw_transaction or b""))
+        send(w3, operation.pk, raw_transaction(operation))
         return ChainOperation.objects.get(pk=operation.pk)
 
     pending_for = timezone.now() - (operation.submitted_at or operation.updated_at)
@@ -165,9 +218,9 @@ def _executed_by(w3: Web3, operation: ChainOperation) -> str | None:
     if not operation.user_operation or not operation.user_op_hash:
         return None
     op = userops.user_operation_from_json(operation.user_operation)
-    key, sequence = op.nonce >> 64, op.nonce & (2**64 - 1)
     contract_ = entry_point(w3)
-    if int(call_chain(contract_.functions.getNonce(op.sender, key).call)) <= sequence:
+    # getNonce answers key ‖ the next sequence: above the operation's nonce once it is used.
+    if int(call_chain(contract_.functions.getNonce(op.sender, op.nonce >> 64).call)) <= op.nonce:
         return None
     head = int(call_chain(lambda: w3.eth.block_number))
     logs = call_chain(
@@ -182,38 +235,51 @@ def _executed_by(w3: Web3, operation: ChainOperation) -> str | None:
     return "0x" + bytes(logs[-1]["transactionHash"]).hex() if logs else ""
 
 
-def _stored_gas(operation: ChainOperation) -> int:
-    """The gas limit of the transaction last signed for the operation."""
-    raw = bytes(operation.raw_transaction or b"")
-    return int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["gas"])
+def _stored_transaction(operation: ChainOperation) -> dict[str, Any]:
+    """The fields (to, data, gas, ...) of the transaction last signed for the operation."""
+    raw = raw_transaction(operation)
+    return dict(TypedTransaction.from_bytes(HexBytes(raw)).as_dict())
 
 
 def _replace(w3: Web3, operation: ChainOperation) -> ChainOperation:
-    """The same call at the same nonce with at least 12.5% higher fees; every hash is kept."""
+    """The same transaction at the same nonce with at least 12.5% higher fees, for every operation
+    of its bundle; every hash is kept."""
     max_fee, priority = fees(w3)
     new_priority = _bump(operation.max_priority_fee_per_gas, priority)
     new_max_fee = max(_bump(operation.max_fee_per_gas, max_fee), new_priority)
     assert operation.relayer_nonce is not None  # noqa: S101 - submitted operations have one
-    raw, tx_hash = sign_transaction(
-        operation=operation,
+    stored = _stored_transaction(operation)
+    raw, tx_hash = sign_call(
+        to=stored["to"],
+        data=bytes(HexBytes(stored["data"])),
         nonce=operation.relayer_nonce,
-        gas=_stored_gas(operation),
+        gas=int(stored["gas"]),
         max_fee=new_max_fee,
         priority=new_priority,
     )
-    replaced, changed = _resubmit_unless_moved(
-        operation,
-        raw_transaction=raw,
-        tx_hash=tx_hash,
-        tx_hashes=[*operation.tx_hashes, tx_hash],
-        max_fee_per_gas=new_max_fee,
-        max_priority_fee_per_gas=new_priority,
-        attempts=operation.attempts + 1,
-    )
-    if changed:
-        logger.info("operation %s: replaced %s with %s", operation.pk, operation.tx_hash, tx_hash)
-        send(w3, operation.pk, raw)
-    return replaced
+    with transaction.atomic():
+        locked = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if not _unmoved(operation, locked):
+            return locked
+        operations = bundle_of(locked)
+        moved = move_bundle(
+            operations,
+            to=Status.SUBMITTED,
+            fields={
+                op.pk: {
+                    "tx_hashes": [*op.tx_hashes, tx_hash],
+                    "attempts": op.attempts + 1,
+                    "raw_transaction": raw if op.pk == operations[0].pk else None,
+                }
+                for op in operations
+            },
+            tx_hash=tx_hash,
+            max_fee_per_gas=new_max_fee,
+            max_priority_fee_per_gas=new_priority,
+        )
+    logger.info("operations %s: replaced %s with %s", sorted(moved), operation.tx_hash, tx_hash)
+    send(w3, operation.pk, raw)
+    return moved.get(operation.pk) or ChainOperation.objects.get(pk=operation.pk)
 
 
 def _unmoved(operation: ChainOperation, locked: ChainOperation) -> bool:
@@ -261,11 +327,14 @@ def _track_included(w3: Web3, operation: ChainOperation) -> ChainOperation:
     assert operation.block_number is not None  # noqa: S101 - included operations have one
     block = call_chain(w3.eth.get_block, operation.block_number)
     on_chain = block is not None and "0x" + bytes(block["hash"]).hex() == operation.block_hash
+    operations = bundle_of(operation) if operation.submitted_via == "relayer" else [operation]
     if not on_chain:
         logger.warning(
             "operation %s: block %s reorganised away", operation.pk, operation.block_hash
         )
-        return _safe_transition(operation, to=Status.SUBMITTED, block_number=None, block_hash="")
+        moved = move_bundle(operations, to=Status.SUBMITTED, block_number=None, block_hash="")
+        return moved.get(operation.pk) or ChainOperation.objects.get(pk=operation.pk)
     if _confirmations(w3, operation.block_number) >= settings.CHAIN_CONFIRMATIONS:
-        return _safe_transition(operation, to=Status.CONFIRMED)
+        moved = move_bundle(operations, to=Status.CONFIRMED)
+        return moved.get(operation.pk) or ChainOperation.objects.get(pk=operation.pk)
     return operation

@@ -199,19 +199,36 @@ def test_account_and_passkey_events_are_indexed_and_the_read_models_follow(
     ]
 
 
-def test_events_of_accounts_that_are_not_the_portals_are_stored_but_touch_nothing(
+def test_events_of_accounts_that_are_not_the_portals_are_not_stored(
     w3: Web3, deployed: dict[str, str], harness: Harness, passkey: SoftwarePasskey
 ) -> None:
     alice = person_on_chain(harness, passkey, deploy=False)
-    stranger, _ = harness.deploy_account(SoftwarePasskey(origin=ORIGIN))
+    harness.deploy_account(SoftwarePasskey(origin=ORIGIN))
     # The same credential id on someone else's account does not make alice's passkey active.
     harness.deploy_account(SoftwarePasskey(origin=ORIGIN, credential_id=passkey.credential_id))
+    # Anyone may call the validator's onInstall: PasskeyCreated, here with alice's credential id,
+    # for an address that is no account at all.
+    spam = harness.validator.encode_abi(
+        "onInstall",
+        args=[
+            userops.webauthn_install_data(
+                credential_id=passkey.credential_id, public_key=(1, 2), origin=ORIGIN
+            )
+        ],
+    )
+    stranger_key = Sender(w3=w3, account=account_from_key(ANVIL_KEYS[3]))
+    receipt = stranger_key.send(to=harness.validator.address, data=bytes.fromhex(spam[2:]))
+    assert receipt["logs"]  # the event is on chain
     result = index(w3)
-    assert result.events_added == 4 and result.updated.get("passkeys", 0) == 0
+    assert result.events_added == 0 and result.updated.get("passkeys", 0) == 0
     assert result.updated.get("accounts", 0) == 0
-    assert ("AccountDeployed", stranger) in events()
+    assert ChainEvent.objects.count() == 0
     assert status(alice.account) == SmartAccount.Status.DEPLOYING
     assert onchain(alice.passkey) == PENDING
+    # Alice's own account, deployed: its events are stored.
+    harness.deploy_account(passkey, salt=bytes.fromhex(alice.account.salt[2:]))
+    assert index(w3).events_added == 2
+    assert {e.account for e in ChainEvent.objects.all()} == {alice.account.address}
 
 
 def test_indexing_again_changes_nothing(
