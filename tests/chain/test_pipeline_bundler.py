@@ -151,7 +151,14 @@ def test_passkey_operations_go_through_alto_and_the_indexer_sees_them(
     ).exists()
 
     # Removing the first passkey: another sponsored user operation, signed by the second one.
+    # Confirmed with the second first, so the token (signed in with the first) survives.
     ada.authenticator = other
+    options = ada.post("/api/v1/auth/reauth/options").json()
+    confirmed = ada.post(
+        "/api/v1/auth/reauth/verify",
+        {"ceremony_id": options["ceremony_id"], "credential": other.get(options["publicKey"])},
+    )
+    assert confirmed.status_code == 200, confirmed.content
     removed = ada.client.delete(f"/api/v1/passkeys/{first.pk}")
     assert removed.status_code in (200, 204), removed.content
     removal = ChainOperation.objects.get(kind="remove_passkey")
