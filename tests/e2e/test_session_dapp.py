@@ -256,10 +256,16 @@ def test_the_person_signs_in_in_the_popup_then_rejects_or_closes_it_and_the_dapp
     assert account.deployment is not None
     assert advance(account.deployment.pk, until="confirmed") == "confirmed"
     index_chain()
-    page.sign_out()  # the popup signs the person in itself
+    # The popup signs the person in itself. Signed out, /login starts a passkey autofill request
+    # that the virtual authenticator would answer by itself (signing in again): presence is off
+    # until the test has left the page, and the sign-out has landed before it leaves.
+    virtual_authenticator.set_presence(automatic=False)
+    page.sign_out()
+    page.wait_for_path("/login")
     driver = page.driver
     main = driver.current_window_handle
     driver.get(f"{dapp_url}/?portal={portal_url}")
+    virtual_authenticator.set_presence(automatic=True)
 
     for action in ("reject", "close"):
         page.press("connect-button")
