@@ -226,17 +226,13 @@ class SoftAuthenticator:
             )
             + attested
         )
-        client_data = client_data_json(
+        client_data = self._client_data(
             client_type=client_type,
             challenge=challenge or options["challenge"],
-            origin=origin or self.origin,
+            origin=origin,
             cross_origin=cross_origin,
             top_origin=top_origin,
-            extra=self.client_data_extra,
-            encoding=self.client_data_encoding,
         )
-        if self.tamper_client_data is not None:
-            client_data = self.tamper_client_data(client_data)
         attestation_object = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
         return {
             "id": b64url(credential_id),
@@ -286,17 +282,13 @@ class SoftAuthenticator:
             user_verified=user_verified,
             sign_count=sign_count,
         )
-        client_data = client_data_json(
+        client_data = self._client_data(
             client_type=client_type,
             challenge=challenge or options["challenge"],
-            origin=origin or self.origin,
+            origin=origin,
             cross_origin=cross_origin,
             top_origin=top_origin,
-            extra=self.client_data_extra,
-            encoding=self.client_data_encoding,
         )
-        if self.tamper_client_data is not None:
-            client_data = self.tamper_client_data(client_data)
         message = auth_data + hashlib.sha256(client_data).digest()
         if signing_key is not None:
             signature = signing_key.sign(message, ec.ECDSA(hashes.SHA256()))
@@ -327,6 +319,27 @@ class SoftAuthenticator:
             if not allowed or candidate.credential_id in allowed:
                 return candidate
         raise LookupError("this authenticator holds none of the allowed credentials")
+
+    def _client_data(
+        self,
+        *,
+        client_type: str,
+        challenge: str,
+        origin: str | None,
+        cross_origin: Any,
+        top_origin: str | None,
+    ) -> bytes:
+        """clientDataJSON with this authenticator's encoding, extra members and tampering."""
+        data = client_data_json(
+            client_type=client_type,
+            challenge=challenge,
+            origin=origin or self.origin,
+            cross_origin=cross_origin,
+            top_origin=top_origin,
+            extra=self.client_data_extra,
+            encoding=self.client_data_encoding,
+        )
+        return self.tamper_client_data(data) if self.tamper_client_data is not None else data
 
     def _authenticator_data(
         self,
