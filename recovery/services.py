@@ -23,7 +23,12 @@ from eth_utils import is_address, to_checksum_address
 
 from accounts.models import AuditEvent, SmartAccount, User
 from accounts.selectors import smart_account_of
-from accounts.services import notify_address, notify_user, record_event
+from accounts.services import (
+    guard_sensitive_action,
+    notify_address,
+    notify_user,
+    record_event,
+)
 from accounts.smart_accounts import chain_origin, deployed_account_of
 from chain import recovery_calls
 from chain.client import ChainUnavailable, call_chain, node
@@ -37,7 +42,6 @@ from passkeys.approvals import request_approval
 from passkeys.webauthn import VerifiedRegistration
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
-from portal.guards import check_sensitive_action
 from recovery.models import Guardian, RecoveryRequest
 from recovery.selectors import (
     INSTALL_EXECUTOR,
@@ -155,32 +159,32 @@ def _alert_operators(*, subject: str, message: str) -> None:
 # --- turning recovery on for an existing account --------------------------------------------
 
 
-@transaction.atomic
 def enable_recovery(*, user: User) -> ChainOperation:
     """A passkey-approved installModule of the GuardianExecutor on an account opened before it
     existed. 409 `recovery_already_enabled` when it is installed."""
-    check_sensitive_action(action="guardian.change")
-    account = _deployed_account(user)
-    executor = _executor()
-    if executor_installed(account=account):
-        raise Conflict("recovery_already_enabled", "Guardian recovery is already on.")
-    pending = ChainOperation.objects.filter(
-        chain_id=account.chain_id,
-        account=account.address,
-        kind=INSTALL_EXECUTOR,
-        status__in=LIVE_OPERATION,
-    ).first()
-    if pending is not None:
-        return pending
-    return request_approval(
-        user=user,
-        account=account,
-        kind=INSTALL_EXECUTOR,
-        label=LABELS[INSTALL_EXECUTOR],
-        call_data=recovery_calls.install_guardian_executor(executor=executor),
-        idempotency_key=_attempt_key(INSTALL_EXECUTOR, account.chain_id, account.address),
-        details={},
-    )
+    guard_sensitive_action(action="guardian.change", user=user)
+    with transaction.atomic():
+        account = _deployed_account(user)
+        executor = _executor()
+        if executor_installed(account=account):
+            raise Conflict("recovery_already_enabled", "Guardian recovery is already on.")
+        pending = ChainOperation.objects.filter(
+            chain_id=account.chain_id,
+            account=account.address,
+            kind=INSTALL_EXECUTOR,
+            status__in=LIVE_OPERATION,
+        ).first()
+        if pending is not None:
+            return pending
+        return request_approval(
+            user=user,
+            account=account,
+            kind=INSTALL_EXECUTOR,
+            label=LABELS[INSTALL_EXECUTOR],
+            call_data=recovery_calls.install_guardian_executor(executor=executor),
+            idempotency_key=_attempt_key(INSTALL_EXECUTOR, account.chain_id, account.address),
+            details={},
+        )
 
 
 # --- guardians ---------------------------------------------------------------------------------
@@ -197,7 +201,7 @@ def propose_guardian(
 ) -> GuardianChange:
     """Propose another portal user (their smart account) or any address as a guardian: a
     passkey-approved proposeGuardian. The guardian is invited once it is proposed on chain."""
-    check_sensitive_action(action="guardian.change")
+    guard_sensitive_action(action="guardian.change", user=user, client=client)
     account = _deployed_account(user)
     executor = _ensure_recovery_enabled(account)
     guardian_user: User | None = None
@@ -282,7 +286,7 @@ def _owned_guardian(*, user: User, guardian_id: int) -> Guardian:
 def accept_guardian(*, user: User, guardian_id: int, client: ClientInfo) -> GuardianChange:
     """The invited portal user accepts with their own passkey: acceptGuardian(account) from
     their smart account."""
-    check_sensitive_action(action="guardian.change")
+    guard_sensitive_action(action="guardian.change", user=user, client=client)
     guardian = (
         Guardian.objects.filter(pk=guardian_id, guardian_user=user)
         .select_related("account__user", "acceptance_operation")
@@ -337,7 +341,7 @@ def accept_guardian(*, user: User, guardian_id: int, client: ClientInfo) -> Guar
 def remove_guardian(*, user: User, guardian_id: int, client: ClientInfo) -> GuardianChange:
     """Withdraw a proposal or remove a guardian: removed at once when nothing is on chain yet,
     else a passkey-approved removeGuardian (removed once it is indexed)."""
-    check_sensitive_action(action="guardian.change")
+    guard_sensitive_action(action="guardian.change", user=user, client=client)
     guardian = _owned_guardian(user=user, guardian_id=guardian_id)
     if guardian.status == G.REMOVED:
         raise Conflict("guardian_removed", "This guardian was already removed.")
@@ -669,7 +673,7 @@ def discard_recovery(
     request = _request(public_id)
     if request.user_id != user.pk:
         raise NotFound("recovery_not_found", "No such recovery of your account.")
-    check_sensitive_action(action="recovery.discard")
+    guard_sensitive_action(action="recovery.discard", user=user, client=client)
     if not request.is_open:
         raise Conflict("recovery_not_pending", "This recovery has already ended.")
     with transaction.atomic():

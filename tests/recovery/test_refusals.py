@@ -76,6 +76,15 @@ def test_the_lockdown_refuses_guardian_changes_and_discards(people: dict[str, Pe
     finally:
         lockdown(False)
     assert RecoveryRequest.objects.get().status == RecoveryRequest.Status.PENDING_APPROVAL
+    # Each refusal is in Alice's activity log, with the action it refused.
+    from accounts.models import AuditEvent
+
+    refused = AuditEvent.objects.filter(kind="action_refused", user=alice.user)
+    assert sorted(event.details["action"] for event in refused) == [
+        "guardian.change",
+        "guardian.change",
+        "recovery.discard",
+    ]
 
 
 def start(owner: Person) -> tuple[Recovery, dict[str, Any]]:
