@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0011_session_audit_kinds"),
+        ("accounts", "0006_signins_and_audit_kinds"),
         ("passkeys", "0005_ceremony_recovery_purpose"),
     ]
 

@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("accounts", "0010_recovery_audit_kinds"),
+        ("accounts", "0006_signins_and_audit_kinds"),
         ("chain", "0004_operation_account_address"),
         ("passkeys", "0005_ceremony_recovery_purpose"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

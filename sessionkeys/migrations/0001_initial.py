@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("accounts", "0011_session_audit_kinds"),
+        ("accounts", "0006_signins_and_audit_kinds"),
         ("chain", "0004_operation_account_address"),
     ]
 
