@@ -1,6 +1,6 @@
 """The staff API of the domain watch: /api/v1/admin/domains, alerts and the lockdown."""
 
-from typing import Any, cast
+from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -9,8 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
-from accounts.permissions import ReauthenticatedRecently
+from accounts.permissions import ReauthenticatedRecently, current_user
 from domains import selectors, services
 from domains.models import Alert, WatchedDomain
 from portal.client_info import ClientInfo
@@ -153,7 +152,7 @@ class BaselineApi(StaffApi):
         data.is_valid(raise_exception=True)
         approved = services.approve_baseline(
             domain=domain,
-            actor=cast(User, request.user),
+            actor=current_user(request),
             client=ClientInfo.from_request(request),
             signals=data.validated_data.get("signals"),
         )
@@ -223,7 +222,7 @@ class LockdownApi(StaffApi):
         state = services.set_lockdown(
             enabled=data.validated_data["enabled"],
             reason=data.validated_data["reason"],
-            actor=cast(User, request.user),
+            actor=current_user(request),
             client=ClientInfo.from_request(request),
         )
         return Response({"enabled": state.enabled, "reason": state.reason})

@@ -5,7 +5,7 @@ page can ask for a passkey confirmation (sudo mode) right there."""
 import json
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, cast
+from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -20,8 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
-from accounts.permissions import ReauthenticatedRecently
+from accounts.permissions import ReauthenticatedRecently, current_user
 from domains import rules, selectors, services
 from domains.models import Incident, Signal, WatchedDomain
 from portal.client_info import ClientInfo
@@ -49,10 +48,6 @@ def _domain_or_404(name: str) -> WatchedDomain:
     if domain is None:
         raise Http404
     return domain
-
-
-def _actor(request: HttpRequest) -> User:
-    return cast(User, request.user)
 
 
 def _flash(request: HttpRequest, text: str, kind: str = "success") -> None:
@@ -89,7 +84,7 @@ def add_domain(request: HttpRequest) -> HttpResponse:
     try:
         domain = services.add_domain(
             name=request.POST.get("name", ""),
-            actor=_actor(request),
+            actor=current_user(request),
             client=ClientInfo.from_request(request),
         )
     except PortalError as exc:
@@ -170,7 +165,7 @@ def incident_page(request: HttpRequest, incident_id: int) -> HttpResponse:
 @require_POST
 def incident_action(request: HttpRequest, incident_id: int) -> HttpResponse:
     action = request.POST.get("action", "")
-    actor = _actor(request)
+    actor = current_user(request)
     try:
         if action == "transition":
             services.transition_incident(
@@ -252,7 +247,7 @@ class ExpectChangeApi(APIView):
             kind=data.validated_data["kind"],
             value=data.validated_data["value"],
             note=data.validated_data.get("note", ""),
-            actor=cast(User, request.user),
+            actor=current_user(request),
             client=ClientInfo.from_request(request),
         )
         return Response({"id": expected.pk, "expires_at": expected.expires_at}, status=201)

@@ -3,7 +3,7 @@
 (`me`), approving chain operations with a passkey (`operations/{id}/options|sign|retry`), and
 signing messages for dapps with it (`signatures/options|verify`)."""
 
-from typing import Any, cast
+from typing import Any
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -330,14 +330,14 @@ class MeApi(APIView):
 
     @extend_schema(responses={200: OutputSerializer}, operation_id="me")
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(cast(User, request.user)).data)
+        return Response(self.OutputSerializer(current_user(request)).data)
 
     @extend_schema(
         request=InputSerializer, responses={200: OutputSerializer}, operation_id="me_update"
     )
     def patch(self, request: Request) -> Response:
         """Change the display name, or (with a fresh passkey confirmation) the email address."""
-        user = cast(User, request.user)
+        user = current_user(request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         email = data.validated_data.get("email")
