@@ -9,15 +9,22 @@ Pure functions like `chain.userops` (no chain access). Who sends what:
   user operation's call data directly;
 - the guardian (an EOA sends the function data to the executor; a portal account wraps it in
   `account_call`): `accept_guardian`, `initialize_recovery`;
-- anyone, e.g. the portal's relayer, once the delay has passed: `finalize_recovery`.
+- anyone, e.g. the portal's relayer, once the delay has passed: `finalize_recovery`;
+- anyone, with an EOA guardian's EIP-712 signature (`*_typed_data`):
+  `accept_guardian_with_signature`, `initialize_recovery_with_signature` (a recovery key with no
+  ETH of its own).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import Any
 
 from eth_abi import encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_keys.exceptions import BadSignature
 from eth_utils import keccak, to_checksum_address
 
 from chain import userops
@@ -27,6 +34,7 @@ from chain import userops
 REQUEST_DELAY_SECONDS = 24 * 60 * 60
 REQUEST_VALIDITY_SECONDS = 72 * 60 * 60
 
+SECP256K1_HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 MODULE_TYPE_VALIDATOR = 1
 MODULE_TYPE_EXECUTOR = 2
 
@@ -150,3 +158,135 @@ def eoa_recovery_data(*, owner: str) -> bytes:
 def recovery_data_hash(data: bytes) -> bytes:
     """What `pendingRecovery(account).hashedData` holds for a request started with `data`."""
     return keccak(data)
+
+
+# --- a guardian's EIP-712 signature, submitted by anyone (the portal's relayer) -----------------
+
+ACCEPT_GUARDIAN_WITH_SIGNATURE = _selector(
+    "acceptGuardianWithSignature(address,address,uint256,bytes)"
+)
+INITIALIZE_RECOVERY_WITH_SIGNATURE = _selector(
+    "initializeRecoveryWithSignature(address,uint8,bytes,address,uint256,bytes)"
+)
+GUARDIAN_NONCES = _selector("guardianNonces(address)")
+SIGNATURE_TYPES: dict[str, list[dict[str, str]]] = {
+    "AcceptGuardian": [
+        {"name": "account", "type": "address"},
+        {"name": "guardian", "type": "address"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+    "InitializeRecovery": [
+        {"name": "account", "type": "address"},
+        {"name": "guardian", "type": "address"},
+        {"name": "recoveryType", "type": "uint8"},
+        {"name": "dataHash", "type": "bytes32"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ],
+}
+
+
+def guardian_nonce_call(*, guardian: str) -> bytes:
+    """`guardianNonces(guardian)`: the nonce its next signature must name."""
+    return GUARDIAN_NONCES + encode(["address"], [_address(guardian)])
+
+
+def _typed_data(
+    primary: str, *, executor: str, chain_id: int, message: dict[str, object]
+) -> dict[str, object]:
+    """EIP-712 typed data in the JSON shape wallets (and ethers' signTypedData) take; the
+    EIP712Domain type is implied by the domain's fields."""
+    return {
+        "domain": {
+            "name": "GuardianExecutor",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": _address(executor),
+        },
+        "types": {primary: SIGNATURE_TYPES[primary]},
+        "primaryType": primary,
+        "message": message,
+    }
+
+
+def accept_guardian_typed_data(
+    *, executor: str, chain_id: int, account: str, guardian: str, nonce: int, deadline: int
+) -> dict[str, object]:
+    return _typed_data(
+        "AcceptGuardian",
+        executor=executor,
+        chain_id=chain_id,
+        message={
+            "account": _address(account),
+            "guardian": _address(guardian),
+            "nonce": nonce,
+            "deadline": deadline,
+        },
+    )
+
+
+def initialize_recovery_typed_data(
+    *,
+    executor: str,
+    chain_id: int,
+    account: str,
+    guardian: str,
+    recovery_type: RecoveryType,
+    data: bytes,
+    nonce: int,
+    deadline: int,
+) -> dict[str, object]:
+    return _typed_data(
+        "InitializeRecovery",
+        executor=executor,
+        chain_id=chain_id,
+        message={
+            "account": _address(account),
+            "guardian": _address(guardian),
+            "recoveryType": int(recovery_type),
+            "dataHash": "0x" + keccak(data).hex(),
+            "nonce": nonce,
+            "deadline": deadline,
+        },
+    )
+
+
+def typed_data_signer(typed_data: dict[str, Any], signature: bytes) -> str | None:
+    """The address whose key made `signature` over `typed_data`; None when it is malformed or
+    has a high s (the executor refuses those)."""
+    if len(signature) != 65 or int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_ORDER:
+        return None
+    message = encode_typed_data(
+        domain_data=typed_data["domain"],
+        message_types=typed_data["types"],
+        message_data=typed_data["message"],
+    )
+    try:
+        return str(Account.recover_message(message, signature=signature))
+    except (ValueError, BadSignature):
+        return None
+
+
+def accept_guardian_with_signature(
+    *, account: str, guardian: str, deadline: int, signature: bytes
+) -> bytes:
+    return ACCEPT_GUARDIAN_WITH_SIGNATURE + encode(
+        ["address", "address", "uint256", "bytes"],
+        [_address(account), _address(guardian), deadline, signature],
+    )
+
+
+def initialize_recovery_with_signature(
+    *,
+    account: str,
+    recovery_type: RecoveryType,
+    data: bytes,
+    guardian: str,
+    deadline: int,
+    signature: bytes,
+) -> bytes:
+    return INITIALIZE_RECOVERY_WITH_SIGNATURE + encode(
+        ["address", "uint8", "bytes", "address", "uint256", "bytes"],
+        [_address(account), int(recovery_type), data, _address(guardian), deadline, signature],
+    )

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {EnumerableMap} from "@openzeppelin/contracts/utils/structs/EnumerableMap.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {
     IModule,
     IExecutor,
@@ -22,6 +23,11 @@ import {
 /// strictly before REQUEST_VALIDITY_TIME from its start: the executor then calls the validator from the
 /// account (executeFromExecutor). Until then the account can discard it, and removing an active
 /// guardian discards it too. Recovery only adds a key; it never removes one.
+///
+/// Beyond SSO: an EOA guardian may also accept and start a recovery by an EIP-712 signature that anyone
+/// submits (`acceptGuardianWithSignature`, `initializeRecoveryWithSignature`), so a guardian key with no
+/// ETH (a recovery key derived from a code) needs no transaction of its own. Each signature names the
+/// guardian's next nonce and a deadline, and is usable once.
 contract GuardianExecutor is IExecutor, IERC165 {
     using EnumerableMap for EnumerableMap.AddressToUintMap;
 
@@ -46,10 +52,19 @@ contract GuardianExecutor is IExecutor, IERC165 {
     /// Guardian => status per account; bit 0 of the status = accepted (active).
     mapping(address account => EnumerableMap.AddressToUintMap guardians) private _accountGuardians;
     mapping(address account => RecoveryRequest) public pendingRecovery;
-    uint256[50] private __gap;
+    /// The nonce the guardian's next signature must name.
+    mapping(address guardian => uint256) public guardianNonces;
+    uint256[49] private __gap;
 
     uint256 private constant ACTIVE = 1;
     bytes32 private constant EXECUTION_MODE_SINGLE = bytes32(0);
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 public constant ACCEPT_GUARDIAN_TYPEHASH =
+        keccak256("AcceptGuardian(address account,address guardian,uint256 nonce,uint256 deadline)");
+    bytes32 public constant INITIALIZE_RECOVERY_TYPEHASH = keccak256(
+        "InitializeRecovery(address account,address guardian,uint8 recoveryType,bytes32 dataHash,uint256 nonce,uint256 deadline)"
+    );
 
     event GuardianProposed(address indexed account, address indexed guardian);
     event GuardianAdded(address indexed account, address indexed guardian);
@@ -71,6 +86,8 @@ contract GuardianExecutor is IExecutor, IERC165 {
     error NoRecoveryInProgress(address account);
     error RecoveryDataMismatch(bytes32 savedHash, bytes32 providedHash);
     error RecoveryTimestampInvalid(uint48 timestamp);
+    error SignatureExpired(uint256 deadline);
+    error InvalidGuardianSignature(address guardian);
 
     constructor(address webAuthValidator, address eoaValidator) {
         WEBAUTHN_VALIDATOR = webAuthValidator;
@@ -134,13 +151,25 @@ contract GuardianExecutor is IExecutor, IERC165 {
 
     /// @return true when the caller became active, false when it already was
     function acceptGuardian(address accountToGuard) external onlyInitialized(accountToGuard) returns (bool) {
-        EnumerableMap.AddressToUintMap storage guardians = _accountGuardians[accountToGuard];
-        if (!guardians.contains(msg.sender)) revert GuardianNotFound(accountToGuard, msg.sender);
-        uint256 status = guardians.get(msg.sender);
-        if (status & ACTIVE != 0) return false;
-        guardians.set(msg.sender, status | ACTIVE);
-        emit GuardianAdded(accountToGuard, msg.sender);
-        return true;
+        return _accept(accountToGuard, msg.sender);
+    }
+
+    /// acceptGuardian on behalf of the EOA `guardian`, by its AcceptGuardian signature.
+    function acceptGuardianWithSignature(
+        address accountToGuard,
+        address guardian,
+        uint256 deadline,
+        bytes calldata signature
+    ) external onlyInitialized(accountToGuard) returns (bool) {
+        _useSignature(
+            keccak256(
+                abi.encode(ACCEPT_GUARDIAN_TYPEHASH, accountToGuard, guardian, guardianNonces[guardian], deadline)
+            ),
+            guardian,
+            deadline,
+            signature
+        );
+        return _accept(accountToGuard, guardian);
     }
 
     /// Starts a recovery of `accountToRecover` adding the key in `data` (the ABI-encoded arguments of
@@ -149,19 +178,35 @@ contract GuardianExecutor is IExecutor, IERC165 {
     function initializeRecovery(address accountToRecover, RecoveryType recoveryType, bytes calldata data)
         external
     {
-        (bool present, uint256 status) = _accountGuardians[accountToRecover].tryGet(msg.sender);
-        if (!present) revert GuardianNotFound(accountToRecover, msg.sender);
-        if (status & ACTIVE == 0) revert GuardianNotActive(accountToRecover, msg.sender);
-        if (!isInitialized(accountToRecover)) revert NotInitialized(accountToRecover);
-        _requireValidator(accountToRecover, recoveryType);
-        if (data.length == 0) revert EmptyRecoveryData();
-        uint48 previous = pendingRecovery[accountToRecover].timestamp;
-        if (previous != 0 && previous + REQUEST_VALIDITY_TIME >= block.timestamp) {
-            revert RecoveryInProgress(accountToRecover);
-        }
-        RecoveryRequest memory request = RecoveryRequest(recoveryType, keccak256(data), uint48(block.timestamp));
-        pendingRecovery[accountToRecover] = request;
-        emit RecoveryInitiated(accountToRecover, msg.sender, request, data);
+        _initialize(accountToRecover, recoveryType, data, msg.sender);
+    }
+
+    /// initializeRecovery on behalf of the EOA `guardian`, by its InitializeRecovery signature.
+    function initializeRecoveryWithSignature(
+        address accountToRecover,
+        RecoveryType recoveryType,
+        bytes calldata data,
+        address guardian,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        _useSignature(
+            keccak256(
+                abi.encode(
+                    INITIALIZE_RECOVERY_TYPEHASH,
+                    accountToRecover,
+                    guardian,
+                    recoveryType,
+                    keccak256(data),
+                    guardianNonces[guardian],
+                    deadline
+                )
+            ),
+            guardian,
+            deadline,
+            signature
+        );
+        _initialize(accountToRecover, recoveryType, data, guardian);
     }
 
     /// Completes the pending recovery of `account` with the same `data` it was started with. Anyone may
@@ -190,6 +235,12 @@ contract GuardianExecutor is IExecutor, IERC165 {
 
     // ---------------------------------------------------------------- views
 
+    function domainSeparator() public view returns (bytes32) {
+        return keccak256(
+            abi.encode(DOMAIN_TYPEHASH, keccak256("GuardianExecutor"), keccak256("1"), block.chainid, address(this))
+        );
+    }
+
     function guardiansFor(address account) external view returns (address[] memory) {
         return _accountGuardians[account].keys();
     }
@@ -205,6 +256,47 @@ contract GuardianExecutor is IExecutor, IERC165 {
     }
 
     // ---------------------------------------------------------------- internals
+
+    function _accept(address accountToGuard, address guardian) private returns (bool) {
+        EnumerableMap.AddressToUintMap storage guardians = _accountGuardians[accountToGuard];
+        if (!guardians.contains(guardian)) revert GuardianNotFound(accountToGuard, guardian);
+        uint256 status = guardians.get(guardian);
+        if (status & ACTIVE != 0) return false;
+        guardians.set(guardian, status | ACTIVE);
+        emit GuardianAdded(accountToGuard, guardian);
+        return true;
+    }
+
+    function _initialize(address accountToRecover, RecoveryType recoveryType, bytes calldata data, address guardian)
+        private
+    {
+        (bool present, uint256 status) = _accountGuardians[accountToRecover].tryGet(guardian);
+        if (!present) revert GuardianNotFound(accountToRecover, guardian);
+        if (status & ACTIVE == 0) revert GuardianNotActive(accountToRecover, guardian);
+        if (!isInitialized(accountToRecover)) revert NotInitialized(accountToRecover);
+        _requireValidator(accountToRecover, recoveryType);
+        if (data.length == 0) revert EmptyRecoveryData();
+        uint48 previous = pendingRecovery[accountToRecover].timestamp;
+        if (previous != 0 && previous + REQUEST_VALIDITY_TIME >= block.timestamp) {
+            revert RecoveryInProgress(accountToRecover);
+        }
+        RecoveryRequest memory request = RecoveryRequest(recoveryType, keccak256(data), uint48(block.timestamp));
+        pendingRecovery[accountToRecover] = request;
+        emit RecoveryInitiated(accountToRecover, guardian, request, data);
+    }
+
+    /// Spends the guardian's nonce on its EIP-712 signature of `structHash` (low-s only).
+    function _useSignature(bytes32 structHash, address guardian, uint256 deadline, bytes calldata signature)
+        private
+    {
+        if (block.timestamp > deadline) revert SignatureExpired(deadline);
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+        (address signer, ECDSA.RecoverError failure,) = ECDSA.tryRecover(digest, signature);
+        if (failure != ECDSA.RecoverError.NoError || signer != guardian || guardian == address(0)) {
+            revert InvalidGuardianSignature(guardian);
+        }
+        guardianNonces[guardian] += 1;
+    }
 
     /// The validator a recovery of this type adds a key to; it must be installed on the account.
     function _requireValidator(address account, RecoveryType recoveryType) private view returns (address validator) {

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from eth_abi import encode
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
@@ -643,3 +644,97 @@ def test_uninstalling_the_executor_forgets_guardians_and_the_recovery(
     assert executor.functions.guardiansFor(account).call() == []
     assert executor.functions.pendingRecovery(account).call()[2] == 0
     assert executor.functions.isInitialized(account).call() is False
+
+
+# --------------------------------------------------------------------------- by signature
+
+
+def sign_typed(key: Any, typed_data: dict[str, Any]) -> bytes:
+    message = encode_typed_data(
+        domain_data=typed_data["domain"],
+        message_types=typed_data["types"],
+        message_data=typed_data["message"],
+    )
+    return bytes(key.sign_message(message).signature)
+
+
+def test_a_key_with_no_eth_accepts_and_starts_a_recovery_by_signature(
+    harness: Harness,
+    passkey: SoftwarePasskey,
+    account: str,
+    executor: Contract,
+    stranger: Sender,
+) -> None:
+    key = Account.create()
+    g = key.address
+    chain_id = harness.w3.eth.chain_id
+    deadline = harness.w3.eth.get_block("latest")["timestamp"] + 3600
+    assert harness.w3.eth.get_balance(g) == 0
+    propose(harness, account, passkey, executor, g)
+    accept_typed = rc.accept_guardian_typed_data(
+        executor=executor.address,
+        chain_id=chain_id,
+        account=account,
+        guardian=g,
+        nonce=0,
+        deadline=deadline,
+    )
+    accept_signature = sign_typed(key, accept_typed)
+    assert rc.typed_data_signer(accept_typed, accept_signature) == g
+    accept = rc.accept_guardian_with_signature(
+        account=account, guardian=g, deadline=deadline, signature=accept_signature
+    )
+    receipt = send(stranger, executor, accept)
+    assert logs(executor, "GuardianAdded", receipt) == [{"account": account, "guardian": g}]
+    assert executor.functions.guardianNonces(g).call() == 1
+    # The same signature is spent: its nonce is no longer the next one.
+    assert call_revert(harness, sender=stranger.address, to=executor.address, data=accept) == (
+        error("InvalidGuardianSignature(address)", g)
+    )
+
+    data = new_passkey_data(SoftwarePasskey(origin=ORIGIN))
+
+    def start_typed(nonce: int, when: int) -> dict[str, Any]:
+        return rc.initialize_recovery_typed_data(
+            executor=executor.address,
+            chain_id=chain_id,
+            account=account,
+            guardian=g,
+            recovery_type=rc.RecoveryType.PASSKEY,
+            data=data,
+            nonce=nonce,
+            deadline=when,
+        )
+
+    def start(signature: bytes, when: int, payload: bytes = data) -> bytes:
+        return rc.initialize_recovery_with_signature(
+            account=account,
+            recovery_type=rc.RecoveryType.PASSKEY,
+            data=payload,
+            guardian=g,
+            deadline=when,
+            signature=signature,
+        )
+
+    good = sign_typed(key, start_typed(1, deadline))
+    stranger_signature = sign_typed(Account.create(), start_typed(1, deadline))
+    for refused in (
+        start(stranger_signature, deadline),  # another key
+        start(good, deadline + 1),  # another deadline than signed
+        start(good, deadline, new_passkey_data(SoftwarePasskey(origin=ORIGIN))),  # other data
+        start(sign_typed(key, start_typed(0, deadline)), deadline),  # a spent nonce
+        start(good[:64], deadline),  # malformed
+    ):
+        assert call_revert(harness, sender=stranger.address, to=executor.address, data=refused) == (
+            error("InvalidGuardianSignature(address)", g)
+        )
+    late = sign_typed(key, start_typed(1, deadline - 7200))
+    assert call_revert(
+        harness, sender=stranger.address, to=executor.address, data=start(late, deadline - 7200)
+    ) == error("SignatureExpired(uint256)", deadline - 7200)
+
+    receipt = send(stranger, executor, start(good, deadline))
+    [initiated] = logs(executor, "RecoveryInitiated", receipt)
+    assert initiated["guardian"] == g and initiated["recoveryData"] == data
+    assert executor.functions.guardianNonces(g).call() == 2
+    assert harness.w3.eth.get_balance(g) == 0
