@@ -1,6 +1,7 @@
 """The recovery API: guardians (`guardians`, `guardians/{id}`, `guardians/{id}/accept`,
-`guardians/enable`) and recovery requests (`recoveries/options`, `recoveries`,
-`recoveries/{id}`, `.../approve`, `.../refuse`, `.../discard`). Each chain step answers with the
+`guardians/enable`), the recovery code (`recovery-codes`, `recovery-codes/options`) and recovery
+requests (`recoveries/options`, `recoveries`, `recoveries/{id}`, `.../approve`, `.../refuse`,
+`.../discard`, `.../recovery-code`). Each chain step answers with the
 operation to approve through `operations/{id}/options|sign`."""
 
 from typing import Any
@@ -22,7 +23,7 @@ from portal.errors import NotFound
 from portal.fields import StrictCharField
 from portal.throttling import AuthRateThrottle
 from portal.validators import reject_control_characters
-from recovery import services
+from recovery import codes, services
 from recovery.models import Guardian, RecoveryRequest
 from recovery.selectors import (
     executor_address,
@@ -79,6 +80,7 @@ class GuardianOutput(serializers.ModelSerializer[Guardian]):
             "created_at",
             "activated_at",
             "removed_at",
+            "used_at",
         ]
 
     def get_username(self, guardian: Guardian) -> str | None:
@@ -422,4 +424,148 @@ class RecoveryDiscardApi(APIView):
         code = status.HTTP_202_ACCEPTED if operation else status.HTTP_200_OK
         return Response(
             RecoveryChangeOutput({"recovery": recovery, "operation": operation}).data, status=code
+        )
+
+
+# --- recovery codes ------------------------------------------------------------------------------
+
+
+class SignatureField(StrictCharField):
+    """A 65-byte secp256k1 signature (r ‖ s ‖ v) in hex."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=132, **kwargs)
+
+    def to_internal_value(self, data: Any) -> bytes:  # type: ignore[override]
+        text = str(super().to_internal_value(data)).removeprefix("0x")
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError as exc:
+            raise serializers.ValidationError("Not a hex signature.") from exc
+        if len(raw) != 65:
+            raise serializers.ValidationError("A signature is 65 bytes.")
+        return raw
+
+
+class DeadlineField(serializers.IntegerField):
+    """The chain time (seconds) until which a signature is valid."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=2**48 - 1, **kwargs)
+
+
+class TypedDataOutput(serializers.Serializer[Any]):
+    """EIP-712 typed data for the recovery key to sign (ethers' signTypedData takes its
+    `domain`, `types` and `message`)."""
+
+    typed_data = serializers.DictField()
+
+
+class RecoveryCodeApi(APIView):
+    """The person's recovery code: its guardian address and state (never the code)."""
+
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        recovery_code = GuardianOutput(allow_null=True)
+
+    class InputSerializer(serializers.Serializer[Any]):
+        address = StrictCharField(max_length=42)
+        deadline = DeadlineField()
+        signature = SignatureField()
+
+    @extend_schema(responses={200: OutputSerializer}, operation_id="recovery_codes_current")
+    def get(self, request: Request) -> Response:
+        code = codes.current_code(account=smart_account_of(user=current_user(request)))
+        return Response(self.OutputSerializer({"recovery_code": code}).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: GuardianChangeOutput},
+        operation_id="recovery_codes_create",
+    )
+    def post(self, request: Request) -> Response:
+        """Install a new code's address as a guardian (replacing the previous code) with the
+        key's AcceptGuardian signature: a passkey-approved operation."""
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        change = codes.create_recovery_code(
+            user=current_user(request),
+            address=data.validated_data["address"],
+            deadline=data.validated_data["deadline"],
+            signature=data.validated_data["signature"],
+            client=ClientInfo.from_request(request),
+        )
+        return Response(GuardianChangeOutput(change).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=None, responses={200: GuardianChangeOutput}, operation_id="recovery_codes_revoke"
+    )
+    def delete(self, request: Request) -> Response:
+        """Revoke the code: at once before it is on chain (200), else a passkey-approved
+        removeGuardian (202)."""
+        change = codes.revoke_recovery_code(
+            user=current_user(request), client=ClientInfo.from_request(request)
+        )
+        code = status.HTTP_202_ACCEPTED if change.operation else status.HTTP_200_OK
+        return Response(GuardianChangeOutput(change).data, status=code)
+
+
+class RecoveryCodeOptionsApi(APIView):
+    """What a new code's key signs before it is installed: AcceptGuardian of the account."""
+
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        address = StrictCharField(max_length=42)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: TypedDataOutput},
+        operation_id="recovery_codes_options",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        typed = codes.creation_typed_data(
+            user=current_user(request), address=data.validated_data["address"]
+        )
+        return Response(TypedDataOutput({"typed_data": typed}).data)
+
+
+class RecoveryWithCodeApi(APIView):
+    """Start an opened request on chain with the account's recovery code (not signed in):
+    GET what the key signs, POST its signature; the portal's relayer submits it."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AuthRateThrottle]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        deadline = DeadlineField()
+        signature = SignatureField()
+
+    @extend_schema(responses={200: TypedDataOutput}, operation_id="recoveries_code_options")
+    def get(self, request: Request, public_id: Any) -> Response:
+        return Response(
+            TypedDataOutput({"typed_data": codes.recovery_typed_data(public_id=public_id)}).data
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: RecoveryChangeOutput},
+        operation_id="recoveries_code_start",
+    )
+    def post(self, request: Request, public_id: Any) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        recovery, operation = codes.recover_with_code(
+            public_id=public_id,
+            deadline=data.validated_data["deadline"],
+            signature=data.validated_data["signature"],
+            client=ClientInfo.from_request(request),
+        )
+        return Response(
+            RecoveryChangeOutput({"recovery": recovery, "operation": operation}).data,
+            status=status.HTTP_201_CREATED,
         )

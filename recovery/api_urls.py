@@ -11,6 +11,17 @@ urlpatterns = [
         api.GuardianAcceptApi.as_view(),
         name="api-guardian-accept",
     ),
+    path("recovery-codes", api.RecoveryCodeApi.as_view(), name="api-recovery-codes"),
+    path(
+        "recovery-codes/options",
+        api.RecoveryCodeOptionsApi.as_view(),
+        name="api-recovery-codes-options",
+    ),
+    path(
+        "recoveries/<uuid:public_id>/recovery-code",
+        api.RecoveryWithCodeApi.as_view(),
+        name="api-recovery-with-code",
+    ),
     path("recoveries/options", api.RecoveryOptionsApi.as_view(), name="api-recoveries-options"),
     path("recoveries", api.RecoveryStartApi.as_view(), name="api-recoveries"),
     path("recoveries/<uuid:public_id>", api.RecoveryDetailApi.as_view(), name="api-recovery"),

@@ -56,6 +56,8 @@ class Guardian(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     activated_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
+    # A recovery key: when a recovery it started reached the chain (a code works once).
+    used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

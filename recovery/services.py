@@ -555,6 +555,23 @@ def _ensure_pending_approval(request: RecoveryRequest) -> None:
         raise Conflict("recovery_already_approved", "A guardian is already approving it.")
 
 
+def ensure_guardian_may_start(*, request: RecoveryRequest, guardian: Guardian) -> None:
+    """A guardian starts at most one recovery of an account per RECOVERY_GUARDIAN_LIMIT_SECONDS
+    (409 `guardian_recovery_limit`)."""
+    since = timezone.now() - timedelta(seconds=settings.RECOVERY_GUARDIAN_LIMIT_SECONDS)
+    recent = RecoveryRequest.objects.filter(
+        account=request.account,
+        approved_by__address=guardian.address,
+        approved_at__gte=since,
+        initiated_at__isnull=False,
+    ).exclude(pk=request.pk)
+    if recent.exists():
+        raise Conflict(
+            "guardian_recovery_limit",
+            "This guardian already started a recovery of this account in the last 72 hours.",
+        )
+
+
 def approve_recovery(
     *, user: User, public_id: uuid.UUID, code: str, client: ClientInfo
 ) -> tuple[RecoveryRequest, ChainOperation]:
@@ -592,18 +609,7 @@ def approve_recovery(
                 move_request(request_id=request.pk, to=request.status, code_attempts=attempts)
     if refusal is not None:
         raise refusal
-    since = timezone.now() - timedelta(seconds=settings.RECOVERY_GUARDIAN_LIMIT_SECONDS)
-    recent = RecoveryRequest.objects.filter(
-        account=request.account,
-        approved_by__address=guardian.address,
-        approved_at__gte=since,
-        initiated_at__isnull=False,
-    ).exclude(pk=request.pk)
-    if recent.exists():
-        raise Conflict(
-            "guardian_recovery_limit",
-            "You already started a recovery of this account in the last 72 hours.",
-        )
+    ensure_guardian_may_start(request=request, guardian=guardian)
     executor = _executor()
     with transaction.atomic():
         request = _request(public_id, lock=True)
@@ -940,6 +946,7 @@ def follow_recovery_events(*, chain_id: int, accounts: Iterable[str]) -> int:
             )
             changed += 1
             _tell_initiated(request)
+            _mark_code_used(request)
         if not after:
             continue
         if after[0].name == "RecoveryFinished":
@@ -960,6 +967,26 @@ def follow_recovery_events(*, chain_id: int, accounts: Iterable[str]) -> int:
             )
         changed += 1
     return changed
+
+
+def _mark_code_used(request: RecoveryRequest) -> None:
+    """A recovery key that started a recovery on chain is spent: the portal relays no other."""
+    code = Guardian.objects.filter(
+        account=request.account,
+        address=request.initiated_by,
+        kind=Guardian.Kind.RECOVERY_KEY,
+        used_at__isnull=True,
+    ).first()
+    if code is not None:
+        move_guardian(guardian_id=code.pk, to=code.status, used_at=timezone.now())
+        record_event(
+            kind=AuditEvent.Kind.GUARDIAN_CHANGED,
+            user=request.user,
+            client=None,
+            action="recovery_code_used",
+            guardian=code.address,
+            recovery=str(request.public_id),
+        )
 
 
 def _tell_initiated(request: RecoveryRequest) -> None:
