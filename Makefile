@@ -25,6 +25,7 @@ static/vendor/.installed: node_modules/.installed
 	cp node_modules/@simplewebauthn/browser/dist/bundle/index.umd.min.js static/vendor/simplewebauthn-browser.umd.min.js
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/pico.min.css
 	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js
+	cp node_modules/ethers/dist/ethers.umd.min.js static/vendor/ethers.umd.min.js
 	touch $@
 
 # The demo dapp (a second origin, http://localhost:8001) makes its session key with ethers.

@@ -37,6 +37,8 @@ from portal.errors import Conflict, NotFound, PortalError
 from recovery.models import Guardian, RecoveryRequest
 from recovery.selectors import live_guardians
 from recovery.services import (
+    CREATE_RECOVERY_CODE,
+    INITIALIZE_RECOVERY_WITH_CODE,
     GuardianChange,
     _attempt_key,
     _deployed_account,
@@ -53,8 +55,6 @@ from recovery.services import (
 from recovery.states import move_guardian, move_request
 
 G = Guardian.Status
-CREATE_RECOVERY_CODE = "create_recovery_code"
-INITIALIZE_RECOVERY_WITH_CODE = "initialize_recovery_with_code"
 # How long a signature the portal asks for stays valid on chain: the creation's passkey approval
 # and its submission fit in it; a recovery's is submitted at once.
 ACCEPT_SIGNATURE_SECONDS = 24 * 60 * 60

@@ -65,6 +65,9 @@ REMOVE_GUARDIAN = "remove_guardian"
 INITIALIZE_RECOVERY = "initialize_recovery"
 DISCARD_RECOVERY = "discard_recovery"
 FINALIZE_RECOVERY = "finalize_recovery"
+# recovery.codes' operations: install a recovery code's address; start a recovery with it.
+CREATE_RECOVERY_CODE = "create_recovery_code"
+INITIALIZE_RECOVERY_WITH_CODE = "initialize_recovery_with_code"
 LABELS = {
     INSTALL_EXECUTOR: "Turn on guardian recovery for your account",
     PROPOSE_GUARDIAN: "Propose a recovery guardian",
@@ -1031,8 +1034,9 @@ def _finalized(request: RecoveryRequest) -> None:
 
 
 def follow_operation(operation: ChainOperation) -> None:
-    """A proposal that failed or expired before reaching the chain ends its guardian row."""
-    if operation.kind != PROPOSE_GUARDIAN or operation.status not in (
+    """A proposal (or a recovery code's installation) that failed or expired before reaching
+    the chain ends its guardian row."""
+    if operation.kind not in (PROPOSE_GUARDIAN, CREATE_RECOVERY_CODE) or operation.status not in (
         OpStatus.FAILED,
         OpStatus.EXPIRED,
     ):

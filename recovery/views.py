@@ -13,6 +13,7 @@ from accounts.permissions import current_user
 from accounts.selectors import smart_account_of
 from passkeys.selectors import account_resilience
 from recovery.api import accept_call
+from recovery.codes import current_code
 from recovery.selectors import (
     executor_installed,
     guardians_of,
@@ -33,6 +34,7 @@ def recovery_page(request: HttpRequest) -> HttpResponse:
         "smart_account": account,
         "recovery_enabled": account is not None and executor_installed(account=account),
         "guardians": guardians,
+        "recovery_code": current_code(account=account),
         "accept_calls": calls,
         "guarding": guarding(user=user),
         "to_approve": requests_for_guardian(user=user),

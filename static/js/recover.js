@@ -1,7 +1,11 @@
 // /recover: create a new passkey on this device for the username's account and start a
 // recovery; /recover/<id>: the code to read out (kept in this tab only), the state and the
-// countdown, polled from the API.
-import { describe, postJSON, say, setBusy } from "./ceremony.js";
+// countdown, polled from the API. With a recovery code, this browser derives its key and signs
+// the start of the recovery (the portal's relayer sends it): no guardian needs to approve.
+import { describe, postJSON, requestJSON, say, setBusy } from "./ceremony.js";
+import { CodeError, keyFromCode, signTypedData } from "./recovery-code.js";
+
+const explain = (error) => (error instanceof CodeError ? error.message : describe(error));
 
 const form = document.getElementById("recover-form");
 const statusSection = document.getElementById("recovery-status");
@@ -21,13 +25,23 @@ const REASONS = {
   not_finalized_in_time: "It was not completed within its 72-hour window.",
 };
 
+const CODE_ERROR_KEY = "recovery-code-error";
+
+async function startWithCode(url, wallet) {
+  const options = await requestJSON("GET", url);
+  const signature = await signTypedData(wallet, options.typed_data);
+  return postJSON(url, { deadline: options.typed_data.message.deadline, signature });
+}
+
 if (form) {
   const button = document.getElementById("recover-button");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     setBusy(button, true);
-    say("Follow your browser’s prompt to create a new passkey…");
     try {
+      const typedCode = form.elements.recovery_code.value.trim();
+      const wallet = typedCode ? keyFromCode(typedCode) : null;
+      say("Follow your browser’s prompt to create a new passkey…");
       const username = form.elements.username.value.trim();
       const options = await postJSON(form.dataset.optionsUrl, { username });
       const credential = await window.SimpleWebAuthnBrowser.startRegistration({
@@ -40,9 +54,16 @@ if (form) {
         passkey_name: form.elements.passkey_name.value.trim(),
       });
       sessionStorage.setItem(`recovery-code-${started.id}`, started.code);
+      if (wallet) {
+        try {
+          await startWithCode(`${form.dataset.startUrl}/${started.id}/recovery-code`, wallet);
+        } catch (error) {
+          sessionStorage.setItem(CODE_ERROR_KEY, explain(error));
+        }
+      }
       window.location.assign(`${form.dataset.statusUrl}/${started.id}`);
     } catch (error) {
-      say(describe(error), "error");
+      say(explain(error), "error");
       setBusy(button, false);
     }
   });
@@ -72,6 +93,7 @@ function show(recovery) {
   document.getElementById("recovery-done").hidden = recovery.status !== "finalized";
   const card = document.getElementById("recovery-code-card");
   if (recovery.status !== "pending_approval") card.hidden = true;
+  if (codeForm && (recovery.status !== "pending_approval" || recovery.approved)) codeForm.hidden = true;
 }
 
 async function poll() {
@@ -88,7 +110,30 @@ async function poll() {
   setTimeout(poll, 3000);
 }
 
+const codeForm = document.getElementById("recovery-code-form");
+if (codeForm) {
+  const button = document.getElementById("recovery-code-button");
+  codeForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setBusy(button, true);
+    try {
+      await startWithCode(codeForm.dataset.url, keyFromCode(codeForm.elements.recovery_code.value));
+      codeForm.hidden = true;
+      say("Your code started the recovery: the chain now counts 24 hours.", "success");
+    } catch (error) {
+      say(explain(error), "error");
+    } finally {
+      setBusy(button, false);
+    }
+  });
+}
+
 if (statusSection) {
+  const codeError = sessionStorage.getItem(CODE_ERROR_KEY);
+  if (codeError) {
+    sessionStorage.removeItem(CODE_ERROR_KEY);
+    say(`Your recovery code did not start it: ${codeError}`, "error");
+  }
   const code = sessionStorage.getItem(`recovery-code-${statusSection.dataset.id}`);
   if (code && statusSection.dataset.status === "pending_approval") {
     document.getElementById("recovery-code").textContent = code;

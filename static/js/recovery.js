@@ -2,7 +2,9 @@
 // propose / remove / accept a guardian, approve or refuse a recovery, cancel one of one's own
 // account. Each chain step comes back as an operation that is approved here with a passkey
 // (the generic /api/v1/operations/{id}/options|sign flow), then the page reloads.
+// The recovery code is made here (static/js/recovery-code.js), shown once, then installed.
 import { describe, requestJSON } from "./ceremony.js";
+import { keyFromCode, newCode, signTypedData } from "./recovery-code.js";
 
 const OPERATIONS_URL = "/api/v1/operations";
 
@@ -78,4 +80,44 @@ if (!window.recoveryActionsWired) {
     event.preventDefault();
     run(form, () => ACTIONS[form.dataset.recoveryAction](form));
   });
+}
+
+// A new recovery code: its key signs AcceptGuardian, the portal prepares the operation that
+// installs its address, the code is shown (and printable); the passkey approval comes after.
+const createCode = document.getElementById("recovery-code-create");
+if (createCode) {
+  let pending = null;
+  createCode.addEventListener("click", async () => {
+    createCode.disabled = true;
+    createCode.setAttribute("aria-busy", "true");
+    try {
+      const code = newCode();
+      const wallet = keyFromCode(code);
+      const options = await requestJSON(
+        "POST",
+        createCode.dataset.optionsUrl,
+        { address: wallet.address },
+        csrfToken(),
+      );
+      const signature = await signTypedData(wallet, options.typed_data);
+      pending = await requestJSON(
+        "POST",
+        createCode.dataset.url,
+        { address: wallet.address, deadline: options.typed_data.message.deadline, signature },
+        csrfToken(),
+      );
+      document.getElementById("recovery-code-value").textContent = code.replaceAll("-", " ");
+      document.getElementById("recovery-code-sheet").hidden = false;
+      createCode.hidden = true;
+      tell("Your code is below. It works once it is installed with your passkey.");
+    } catch (error) {
+      tell(describe(error), "error");
+      createCode.disabled = false;
+    } finally {
+      createCode.setAttribute("aria-busy", "false");
+    }
+  });
+  document.getElementById("recovery-code-print")?.addEventListener("click", () => window.print());
+  const install = document.getElementById("recovery-code-install");
+  install?.addEventListener("click", () => run(install, async () => pending));
 }

@@ -1,5 +1,6 @@
 """The recovery modules keep ZKsync SSO's ABI (selectors, event topics, error selectors, from
-sso-interfaces.md §5 and §8), and chain.recovery_calls encodes exactly what the ABI encodes."""
+sso-interfaces.md §5 and §8) plus the portal's listed extensions, and chain.recovery_calls encodes
+exactly what the ABI encodes."""
 
 from typing import Any
 
@@ -95,6 +96,26 @@ REFERENCE: dict[str, dict[str, set[str]]] = {
     },
 }
 
+# The portal's additions to the reference (signature-based accept and start, for recovery keys):
+# nothing else may appear.
+EXTENSIONS: dict[str, dict[str, set[str]]] = {
+    "GuardianExecutor": {
+        "function": {
+            "0x71b26da4 ACCEPT_GUARDIAN_TYPEHASH()",
+            "0x66736ba9 INITIALIZE_RECOVERY_TYPEHASH()",
+            "0xb9d19bf7 acceptGuardianWithSignature(address,address,uint256,bytes)",
+            "0xf698da25 domainSeparator()",
+            "0xeac43b4a guardianNonces(address)",
+            "0xc85c1a98 initializeRecoveryWithSignature(address,uint8,bytes,address,uint256,bytes)",
+        },
+        "event": set(),
+        "error": {
+            "0x82d3b471 InvalidGuardianSignature(address)",
+            "0xcd21db4f SignatureExpired(uint256)",
+        },
+    },
+}
+
 # Mutability that the reference declares (a view onInstall, view validation).
 REFERENCE_MUTABILITY = {
     "GuardianExecutor": {
@@ -130,7 +151,9 @@ def abi_entries(name: str) -> dict[str, set[str]]:
 
 
 def test_the_abis_are_the_references() -> None:
-    for name, expected in REFERENCE.items():
+    for name, reference in REFERENCE.items():
+        added = EXTENSIONS.get(name, {})
+        expected = {kind: entries | added.get(kind, set()) for kind, entries in reference.items()}
         assert abi_entries(name) == expected, name
         mutability = {
             e["name"]: e["stateMutability"] for e in artifacts.abi(name) if e["type"] == "function"
@@ -167,6 +190,19 @@ def test_call_data_is_what_the_abi_encodes() -> None:
     assert rc.install_guardian_executor(executor=someone) == abi(
         account, "installModule", 2, someone, b""
     )
+    signature = b"\x05" * 65
+    assert rc.accept_guardian_with_signature(
+        account=someone, guardian=address, deadline=9, signature=signature
+    ) == abi(executor, "acceptGuardianWithSignature", someone, address, 9, signature)
+    assert rc.initialize_recovery_with_signature(
+        account=someone,
+        recovery_type=rc.RecoveryType.PASSKEY,
+        data=data,
+        guardian=address,
+        deadline=9,
+        signature=signature,
+    ) == abi(executor, "initializeRecoveryWithSignature", someone, 2, data, address, 9, signature)
+    assert rc.guardian_nonce_call(guardian=someone) == abi(executor, "guardianNonces", someone)
 
     # Recovery data are the arguments of the validator function finalizeRecovery calls.
     credential_id, key, origin = b"\x07" * 16, (3, 4), "https://portal.example"

@@ -5,9 +5,11 @@ signature: the key never holds ETH), finalized after 24 hours; the new passkey s
 refusal: another code, a used or revoked code, a pending recovery, a spent budget, no such user."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
@@ -16,6 +18,7 @@ from chain.client import contract
 from chain.devtools import devnet
 from chain.indexer import index_chain
 from chain.models import ChainOperation
+from chain.pipeline.tick import expire_operations
 from passkeys.models import Passkey
 from recovery.models import Guardian, RecoveryRequest
 from recovery.services import run_deadlines
@@ -89,11 +92,18 @@ def test_a_code_recovers_the_account_after_24_hours(
     ).exists()
     assert not AuditEvent.objects.filter(details__icontains=normalize(code)).exists()
     assert alice.client.get("/api/v1/me").json()["resilience"]["facts"]["recovery_keys"] == 1
+    alice.client.force_login(alice.user)
+    page = alice.client.get("/account/recovery").content.decode()
+    assert "You have an active recovery code" in page and key.address in page
+    assert "Revoke the code" in page and normalize(code) not in page
 
     # Every device lost: on a new one, the person types the code (in any case, with spaces).
     device = Recovery()
+    assert 'name="recovery_code"' in device.client.get("/recover").content.decode()
     started = device.start("alice")
     assert started.status_code == 201, started.content
+    status_page = device.client.get(f"/recover/{started.json()['id']}").content.decode()
+    assert 'id="recovery-code-form"' in status_page
     typed_key = key_of(code.lower().replace("-", " "))
     response = start_with_code(device, started.json()["id"], typed_key)
     assert response.status_code == 201, response.content
@@ -280,3 +290,31 @@ def test_unknown_user_or_request(people: dict[str, Person]) -> None:
     started = device.start("alice")
     none = device.client.get(f"/api/v1/recoveries/{started.json()['id']}/recovery-code")
     assert none.status_code == 404 and none.json()["code"] == "recovery_code_not_found"
+
+
+def test_a_code_never_approved_is_dropped_when_its_operation_expires(
+    people: dict[str, Person], w3: Web3, pipeline_chain: dict[str, str]
+) -> None:
+    alice = people["alice"]
+    key = key_of(new_code())
+    typed = alice.post("/api/v1/recovery-codes/options", {"address": key.address}).json()
+    typed = typed["typed_data"]
+    created = alice.post(
+        "/api/v1/recovery-codes",
+        {
+            "address": key.address,
+            "deadline": typed["message"]["deadline"],
+            "signature": sign(key, typed),
+        },
+    )
+    assert created.status_code == 201, created.content
+    ChainOperation.objects.filter(pk=created.json()["operation"]["id"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert expire_operations() == 1
+    assert Guardian.objects.get(address=key.address).status == Guardian.Status.REMOVED
+    assert alice.client.get("/api/v1/recovery-codes").json()["recovery_code"] is None
+    assert guardian_status(w3, pipeline_chain, alice.account.address, key.address) == [
+        False,
+        False,
+    ]
