@@ -131,6 +131,9 @@ RECOVERY_APPROVAL_SECONDS = env.int("RECOVERY_APPROVAL_SECONDS", default=72 * 36
 RECOVERY_CODE_ATTEMPTS = env.int("RECOVERY_CODE_ATTEMPTS", default=5)
 # A guardian starts at most one recovery of an account within this window (seconds).
 RECOVERY_GUARDIAN_LIMIT_SECONDS = env.int("RECOVERY_GUARDIAN_LIMIT_SECONDS", default=72 * 3600)
+# A guardian whose recovery of an account was cancelled may not start another one of it for
+# this long (seconds).
+RECOVERY_DISCARD_COOLDOWN_SECONDS = env.int("RECOVERY_DISCARD_COOLDOWN_SECONDS", default=24 * 3600)
 # How often beat finalizes due recoveries and expires late ones (seconds).
 RECOVERY_DEADLINES_SECONDS = env.float("RECOVERY_DEADLINES_SECONDS", default=60.0)
 # Extra addresses told when a recovery starts or is cancelled (staff with an email always are).

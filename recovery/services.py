@@ -559,8 +559,25 @@ def _ensure_pending_approval(request: RecoveryRequest) -> None:
 
 
 def ensure_guardian_may_start(*, request: RecoveryRequest, guardian: Guardian) -> None:
-    """A guardian starts at most one recovery of an account per RECOVERY_GUARDIAN_LIMIT_SECONDS
-    (409 `guardian_recovery_limit`)."""
+    """A guardian whose recovery of the account was cancelled waits
+    RECOVERY_DISCARD_COOLDOWN_SECONDS (409 `guardian_cooldown`), and starts at most one recovery
+    of an account per RECOVERY_GUARDIAN_LIMIT_SECONDS (409 `guardian_recovery_limit`)."""
+    cooldown_since = timezone.now() - timedelta(seconds=settings.RECOVERY_DISCARD_COOLDOWN_SECONDS)
+    cancelled = RecoveryRequest.objects.filter(
+        account=request.account,
+        approved_by__address=guardian.address,
+        status=R.DISCARDED,
+        ended_at__gte=cooldown_since,
+    ).exclude(pk=request.pk)
+    last = cancelled.order_by("-ended_at").first()
+    if last is not None and last.ended_at is not None:
+        again = last.ended_at + timedelta(seconds=settings.RECOVERY_DISCARD_COOLDOWN_SECONDS)
+        raise Conflict(
+            "guardian_cooldown",
+            "A recovery of this account by this guardian was just cancelled: this guardian can "
+            f"start another after {again:%Y-%m-%d %H:%M} UTC.",
+            retry_after=again.isoformat(),
+        )
     since = timezone.now() - timedelta(seconds=settings.RECOVERY_GUARDIAN_LIMIT_SECONDS)
     recent = RecoveryRequest.objects.filter(
         account=request.account,

@@ -1,5 +1,6 @@
 """Every refusal of the recovery API, each with its stable code, and nothing half-written."""
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -168,8 +169,9 @@ def test_one_guardian_approves_at_a_time(people: dict[str, Person]) -> None:
 
 
 def test_a_guardian_starts_at_most_one_recovery_per_account_per_72_hours(
-    people: dict[str, Person],
+    people: dict[str, Person], settings: Any
 ) -> None:
+    settings.RECOVERY_DISCARD_COOLDOWN_SECONDS = 0  # the cooldown is the next test's
     alice, bob, carol = people["alice"], people["bob"], people["carol"]
     make_guardian(alice, bob)
     make_guardian(alice, carol)
@@ -184,6 +186,31 @@ def test_a_guardian_starts_at_most_one_recovery_per_account_per_72_hours(
     url = f"/api/v1/recoveries/{second['id']}/approve"
     assert code_of(bob.post(url, {"code": second["code"]})) == (409, "guardian_recovery_limit")
     assert carol.post(url, {"code": second["code"]}).status_code == 201
+
+
+def test_a_guardian_whose_recovery_was_cancelled_waits_out_the_cooldown(
+    people: dict[str, Person], settings: Any
+) -> None:
+    settings.RECOVERY_GUARDIAN_LIMIT_SECONDS = 0  # only the cooldown refuses here
+    alice, bob = people["alice"], people["bob"]
+    make_guardian(alice, bob)
+    _device, first = start(alice)
+    approved = bob.post(f"/api/v1/recoveries/{first['id']}/approve", {"code": first["code"]})
+    assert bob.approve(approved.json()["operation"]) == Status.CONFIRMED
+    discarded = alice.post(f"/api/v1/recoveries/{first['id']}/discard")
+    assert alice.approve(discarded.json()["operation"]) == Status.CONFIRMED
+
+    _device, second = start(alice)
+    url = f"/api/v1/recoveries/{second['id']}/approve"
+    refused = bob.post(url, {"code": second["code"]})
+    assert code_of(refused) == (409, "guardian_cooldown")
+    assert refused.json()["retry_after"] > timezone.now().isoformat()
+    assert RecoveryRequest.objects.get(public_id=second["id"]).initiate_operation is None
+    # Once the cooldown is over, the same guardian may start it.
+    RecoveryRequest.objects.filter(public_id=first["id"]).update(
+        ended_at=timezone.now() - timedelta(seconds=settings.RECOVERY_DISCARD_COOLDOWN_SECONDS + 1)
+    )
+    assert bob.post(url, {"code": second["code"]}).status_code == 201
 
 
 def test_a_guardian_refuses(people: dict[str, Person]) -> None:
