@@ -921,17 +921,67 @@ def follow_guardian_events(*, chain_id: int, accounts: Iterable[str]) -> int:
 
 
 def _initiated_event(events: list[ChainEvent], request: RecoveryRequest) -> ChainEvent | None:
+    """The latest RecoveryInitiated of the request's data."""
     wanted = "0x" + recovery_calls.recovery_data_hash(bytes(request.recovery_data)).hex()
+    found = None
     for event in events:
         if event.name == "RecoveryInitiated" and str(event.args["request"][1]).lower() == wanted:
-            return event
-    return None
+            found = event
+    return found
+
+
+def _reopen_late(request: RecoveryRequest, started: ChainEvent) -> RecoveryRequest:
+    """An initializeRecovery of an expired request's data reached the chain after it expired:
+    the recovery is pending on chain (anyone may finalize it after the delay), so the request is
+    open again, the owner told with a cancel button, the operators alerted. Another request
+    still waiting for a guardian ends: the chain holds one recovery at a time."""
+    for other in RecoveryRequest.objects.filter(
+        account=request.account, status__in=(R.PENDING_APPROVAL, R.INITIATED)
+    ).exclude(pk=request.pk):
+        other = move_request(request_id=other.pk, to=R.DISCARDED, end_reason="superseded_on_chain")
+        _discarded(other, client=None, reason="an earlier recovery reached the chain late")
+    previous_reason = request.end_reason
+    request = move_request(
+        request_id=request.pk,
+        to=R.INITIATED,
+        initiated_at=_timestamp(int(started.args["request"][2])),
+        initiated_by=str(started.args["guardian"]),
+        end_reason="",
+    )
+    record_event(
+        kind=AuditEvent.Kind.RECOVERY_STARTED,
+        user=request.user,
+        client=None,
+        recovery=str(request.public_id),
+        late=True,
+        previous_end_reason=previous_reason,
+        guardian=request.initiated_by,
+    )
+    text = (
+        f"A recovery of your account {request.user.username} that had expired (started on "
+        f"{request.created_at:%Y-%m-%d %H:%M} UTC, new key {request.fingerprint}) was started on "
+        f"chain late by {request.initiated_by}. The new passkey will be added after "
+        f"{request.completes_at:%Y-%m-%d %H:%M} UTC. If this was not you, sign in with a passkey "
+        "you still have and press Cancel now."
+    )
+    notify_user(
+        user=request.user,
+        subject="An expired recovery of your account reached the chain late",
+        message=text,
+    )
+    _alert_operators(
+        subject=f"Late recovery on chain for {request.user.username}",
+        message=f"{text}\n\nRequest {request.public_id}, account {request.account.address}.",
+    )
+    _mark_code_used(request)
+    return request
 
 
 def follow_recovery_events(*, chain_id: int, accounts: Iterable[str]) -> int:
     """Each open (or just-ended-by-chain) request's state from its account's latest recovery
     event: initiated (the delay counts from the request's on-chain timestamp), finalized (the
-    new passkey becomes a portal passkey) or discarded."""
+    new passkey becomes a portal passkey) or discarded; an expired request whose data was
+    initiated on chain after it expired is open again (`_reopen_late`)."""
     addresses = sorted(set(accounts))
     by_account: dict[str, list[ChainEvent]] = {}
     for event in account_events(chain_id=chain_id, accounts=addresses, names=RECOVERY_EVENTS):
@@ -940,12 +990,21 @@ def follow_recovery_events(*, chain_id: int, accounts: Iterable[str]) -> int:
     requests = RecoveryRequest.objects.filter(
         account__chain_id=chain_id,
         account__address__in=addresses,
-        status__in=(R.PENDING_APPROVAL, R.INITIATED),
+        status__in=(R.PENDING_APPROVAL, R.INITIATED, R.EXPIRED),
     ).select_related("account", "user")
     for request in requests:
         events = by_account.get(request.account.address, [])
         started = _initiated_event(events, request)
-        if started is None:
+        if request.status == R.EXPIRED:
+            # Late: an initiation of its data other than the one it knew (if any).
+            if started is None or (
+                request.initiated_at is not None
+                and _timestamp(int(started.args["request"][2])) <= request.initiated_at
+            ):
+                continue
+            request = _reopen_late(request, started)
+            changed += 1
+        elif started is None:
             if request.status == R.INITIATED:
                 move_request(request_id=request.pk, to=R.PENDING_APPROVAL, initiated_at=None)
                 changed += 1

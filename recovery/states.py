@@ -29,9 +29,11 @@ REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
     R.INITIATED: frozenset({R.FINALIZED, R.DISCARDED, R.EXPIRED, R.PENDING_APPROVAL}),
     R.FINALIZED: frozenset(),
     R.DISCARDED: frozenset(),
-    R.EXPIRED: frozenset(),
+    # A guardian's initializeRecovery reached the chain after the portal let the request expire:
+    # open again, as on chain, so that the owner sees it and can cancel it.
+    R.EXPIRED: frozenset({R.INITIATED}),
 }
-ENDED = frozenset(status for status, nexts in REQUEST_TRANSITIONS.items() if not nexts)
+ENDED = frozenset({R.FINALIZED, R.DISCARDED, R.EXPIRED})
 
 
 class StateRefused(Exception):
@@ -64,6 +66,8 @@ def move_request(*, request_id: int, to: str, **fields: Any) -> RecoveryRequest:
         request.status = to
         if to in ENDED:
             request.ended_at = timezone.now()
+        else:
+            request.ended_at = None
     for name, value in fields.items():
         setattr(request, name, value)
     request.save()

@@ -23,6 +23,7 @@ const REASONS = {
   too_many_codes: "A wrong code was typed too many times.",
   not_approved_in_time: "No guardian approved it in time.",
   not_finalized_in_time: "It was not completed within its 72-hour window.",
+  superseded_on_chain: "An earlier recovery of the account was started on chain, which holds one at a time.",
 };
 
 const CODE_ERROR_KEY = "recovery-code-error";

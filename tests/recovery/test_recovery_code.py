@@ -9,13 +9,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from accounts.models import AuditEvent
-from chain.client import contract
+from chain import recovery_calls
+from chain.client import Sender, account_from_key, contract
 from chain.devtools import devnet
+from chain.devtools.devkit import ANVIL_KEYS
 from chain.indexer import index_chain
 from chain.models import ChainOperation
 from chain.pipeline.tick import expire_operations
@@ -318,3 +321,107 @@ def test_a_code_never_approved_is_dropped_when_its_operation_expires(
         False,
         False,
     ]
+
+
+def initiate_outside_the_portal(
+    w3: Web3, chain: dict[str, str], request: RecoveryRequest, key: LocalAccount
+) -> None:
+    """Someone with the code sends initializeRecoveryWithSignature of the request's data from
+    their own funded address."""
+    executor = chain["GuardianExecutor"]
+    data = bytes(request.recovery_data)
+    deadline = int(w3.eth.get_block("latest")["timestamp"]) + 3600
+    nonce = contract(w3, "GuardianExecutor", executor).functions.guardianNonces(key.address).call()
+    typed = recovery_calls.initialize_recovery_typed_data(
+        executor=executor,
+        chain_id=w3.eth.chain_id,
+        account=request.account.address,
+        guardian=key.address,
+        recovery_type=recovery_calls.RecoveryType.PASSKEY,
+        data=data,
+        nonce=nonce,
+        deadline=deadline,
+    )
+    outsider = Sender(w3=w3, account=account_from_key(ANVIL_KEYS[3]))
+    outsider.send(
+        to=executor,
+        data=recovery_calls.initialize_recovery_with_signature(
+            account=request.account.address,
+            recovery_type=recovery_calls.RecoveryType.PASSKEY,
+            data=data,
+            guardian=key.address,
+            deadline=deadline,
+            signature=bytes.fromhex(sign(key, typed)[2:]),
+        ),
+        gas=1_000_000,
+    )
+
+
+def test_a_recovery_started_on_chain_after_it_expired_is_shown_and_can_be_cancelled(
+    people: dict[str, Person], anvil: devnet.Anvil, w3: Web3, pipeline_chain: dict[str, str]
+) -> None:
+    """Whoever holds the code (or a guardian's signature) can start a recovery on chain without
+    the portal: an expired request whose data is initiated again is open again, visibly."""
+    alice = people["alice"]
+    alice.user.email = "alice@example.org"
+    alice.user.save()
+    _code, key, _ = create_code(alice)
+    device = Recovery()
+    recovery_id = device.start("alice").json()["id"]
+    operation = start_with_code(device, recovery_id, key).json()["operation"]
+    assert advance(operation["id"], until={Status.CONFIRMED, Status.FAILED}) == Status.CONFIRMED
+    index_chain()
+    move_chain_time(anvil, 3 * DAY)
+    assert run_deadlines().expired == 1
+    request = RecoveryRequest.objects.get()
+    assert (request.status, request.end_reason) == ("expired", "not_finalized_in_time")
+
+    # The code's holder starts it again on chain, sending the transaction themselves, once the
+    # chain allows a new request (strictly after the previous one's validity).
+    move_chain_time(anvil, 60)
+    initiate_outside_the_portal(w3, pipeline_chain, request, key)
+    index_chain()
+    request.refresh_from_db()
+    assert request.status == RecoveryRequest.Status.INITIATED and request.ended_at is None
+    assert request.completes_at is not None
+    assert any("reached the chain late" in m.subject for m in mail.outbox)
+    assert AuditEvent.objects.filter(
+        kind=AuditEvent.Kind.RECOVERY_STARTED, details__late=True
+    ).exists()
+    shown = device.client.get(f"/api/v1/recoveries/{recovery_id}").json()
+    assert shown["status"] == "initiated"
+    alice.client.force_login(alice.user)
+    assert "Cancel this recovery" in alice.client.get("/account").content.decode()
+
+    discarded = alice.post(f"/api/v1/recoveries/{recovery_id}/discard")
+    assert discarded.status_code == 202, discarded.content
+    assert alice.approve(discarded.json()["operation"]) == Status.CONFIRMED
+    request.refresh_from_db()
+    assert (request.status, request.end_reason) == ("discarded", "discarded_by_owner")
+    index_chain()  # indexing again changes nothing
+    request.refresh_from_db()
+    assert request.status == RecoveryRequest.Status.DISCARDED
+
+
+def test_a_request_that_expired_unapproved_then_started_on_chain_supersedes_a_newer_one(
+    people: dict[str, Person], w3: Web3, pipeline_chain: dict[str, str]
+) -> None:
+    alice = people["alice"]
+    _code, key, _ = create_code(alice)
+    first_id = Recovery().start("alice").json()["id"]
+    RecoveryRequest.objects.filter(public_id=first_id).update(
+        approval_deadline=timezone.now() - timedelta(seconds=1)
+    )
+    assert run_deadlines().expired == 1
+    second = Recovery().start("alice")
+    assert second.status_code == 201, second.content
+
+    initiate_outside_the_portal(
+        w3, pipeline_chain, RecoveryRequest.objects.get(public_id=first_id), key
+    )
+    index_chain()
+    first = RecoveryRequest.objects.get(public_id=first_id)
+    assert first.status == RecoveryRequest.Status.INITIATED and first.end_reason == ""
+    newer = RecoveryRequest.objects.get(public_id=second.json()["id"])
+    assert (newer.status, newer.end_reason) == ("discarded", "superseded_on_chain")
+    assert Guardian.objects.get(address=key.address).used_at is not None
