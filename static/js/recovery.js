@@ -107,7 +107,9 @@ if (createCode) {
         csrfToken(),
       );
       document.getElementById("recovery-code-value").textContent = code.replaceAll("-", " ");
-      document.getElementById("recovery-code-sheet").hidden = false;
+      const sheet = document.getElementById("recovery-code-sheet");
+      sheet.hidden = false;
+      sheet.scrollIntoView({ block: "start" });
       createCode.hidden = true;
       tell("Your code is below. It works once it is installed with your passkey.");
     } catch (error) {

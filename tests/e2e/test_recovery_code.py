@@ -60,6 +60,18 @@ def test_alice_recovers_with_her_recovery_code(
     assert guardian.address == key_of(code).address  # the documented derivation
     assert "alice" in page.text("#recovery-code-sheet")
     page.screenshot("recovery-code-sheet")
+    # Printed, the sheet is all there is on the page.
+    page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    visibility = page.driver.execute_script(
+        "return ['#guardians', '#recovery-code-heading', '#recovery-code-value', "
+        "'#recovery-code-print'].map(s => { const e = document.querySelector(s); "
+        "if (e.getClientRects().length === 0) return 'not rendered'; "
+        "return getComputedStyle(e).visibility; })"
+    )
+    assert visibility == ["hidden", "hidden", "visible", "not rendered"]
+    page.driver.execute_script("window.scrollTo(0, 0)")
+    page.screenshot("recovery-code-printed")
+    page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     click(page, "#recovery-code-install")
     settle_latest(page, "create_recovery_code")
     guardian.refresh_from_db()
