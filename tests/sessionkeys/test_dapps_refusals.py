@@ -50,6 +50,9 @@ def test_calls_from_a_dapp_that_is_not_connected_are_refused(world: World, path:
     connect(world)
     refused(ask(world, path, origin="https://other.example"), 403, "not_connected")
     nothing_created()
+    if path == CREATE:
+        reasons = AuditEvent.objects.filter(user=world.user, kind="dapp_calls_refused")
+        assert [e.details["reason"] for e in reasons] == ["not_connected"] * 3
 
 
 @pytest.mark.parametrize("path", [PREVIEW, CREATE])
