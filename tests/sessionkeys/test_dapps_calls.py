@@ -17,6 +17,7 @@ from chain.devtools import compiler
 from chain.devtools.devkit import ANVIL_KEYS
 from chain.models import ChainOperation
 from sessionkeys.models import CallBundle
+from tests.chain.conftest import advance
 from tests.sessionkeys.conftest import DAPP, RECIPIENT, World
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -201,3 +202,37 @@ def test_one_call_is_a_single_execute(connected: World) -> None:
     assert bytes.fromhex(operation.user_operation["callData"][2:]) == userops.execute_call_data(
         target=RECIPIENT, value=5
     )
+
+
+def test_approved_calls_that_revert_on_chain_show_status_500_with_the_receipt(
+    connected: World, token: Contract
+) -> None:
+    world = connected
+    created = world.client.post(
+        "/api/v1/dapps/calls",
+        {
+            "origin": DAPP,
+            "calls": [token_transfer(token, RECIPIENT, 10**6)],
+            "idempotency_key": "x",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    operation_id = created.json()["operation"]["id"]
+    options = world.client.post(f"/api/v1/operations/{operation_id}/options")
+    credential = world.kit.authenticator.get(options.json()["publicKey"])
+    signed = world.client.post(
+        f"/api/v1/operations/{operation_id}/sign", {"credential": credential}, format="json"
+    )
+    assert signed.status_code == 200, signed.content
+    assert advance(operation_id, until="failed") == "failed"
+    status = world.relay.get(f"/api/v1/dapps/calls/{created.json()['id']}").json()
+    # The user operation was included (the sponsor paid its gas) and its calls reverted.
+    assert status["status"] == 500
+    assert status["operation"] == {"id": operation_id, "status": "failed"}
+    (receipt,) = status["receipts"]
+    operation = ChainOperation.objects.get(pk=operation_id)
+    assert receipt["status"] == "0x0"
+    assert receipt["transactionHash"] == operation.tx_hash
+    assert "balance too low" in operation.revert_reason
+    assert token.functions.balanceOf(BEEF).call() == 0
