@@ -129,6 +129,15 @@ def test_more_value_than_the_balance_and_calls_to_the_account_are_flagged(
     assert flagged["calls_account"] == "danger"
 
 
+def test_an_allowance_is_flagged(connected: World) -> None:
+    spender = Web3.to_checksum_address("0x00000000000000000000000000000000000a11ce")
+    data = "0x095ea7b3" + bytes.fromhex(spender[2:]).rjust(32, b"\0").hex() + "ff" * 32
+    review = preview(connected, [{"to": RECIPIENT, "data": data}]).json()["review"]
+    assert review["calls"][0]["function"] == "approve(address,uint256)"
+    assert review["calls"][0]["arguments"] == [spender, str(2**256 - 1)]
+    assert "approval_call" in codes(review)
+
+
 def test_a_two_call_batch_approved_with_a_passkey_is_confirmed_with_its_receipt(
     connected: World, token: Contract
 ) -> None:
