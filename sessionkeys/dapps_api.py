@@ -49,7 +49,7 @@ class OriginInput(serializers.Serializer[Any]):
     origin = StrictCharField(max_length=255, help_text="the dapp's origin: scheme://host[:port]")
 
 
-class CallInput(RelayCallInput):
+class DappCallInput(RelayCallInput):
     to = StrictCharField(max_length=42, help_text="the called address")
     value = StrictCharField(
         max_length=80, required=False, default="0", help_text="wei: decimal or 0x-hex string"
@@ -63,7 +63,7 @@ class CallInput(RelayCallInput):
 
 class CallsInput(OriginInput):
     calls = serializers.ListField(
-        child=CallInput(), allow_empty=False, max_length=dapp_calls.MAX_CALLS
+        child=DappCallInput(), allow_empty=False, max_length=dapp_calls.MAX_CALLS
     )
 
 
