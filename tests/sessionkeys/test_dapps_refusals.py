@@ -166,3 +166,9 @@ def test_a_bundle_whose_approval_expired_is_failed_off_chain(world: World) -> No
     assert expire_operations() == 1
     status = world.relay.get(f"/api/v1/dapps/calls/{created['id']}").json()
     assert (status["status"], status["receipts"]) == (400, [])
+
+
+def test_a_preview_while_the_chain_cannot_be_reached_is_a_503(world: World, settings: Any) -> None:
+    connect(world)
+    settings.CHAIN_RPC_URL = "http://127.0.0.1:9"  # nothing listens there
+    refused(ask(world, PREVIEW), 503, "chain_unavailable")
