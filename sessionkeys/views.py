@@ -27,7 +27,11 @@ def connect_page(request: HttpRequest) -> HttpResponse:
         response = render(
             request,
             "sessionkeys/connect.html",
-            {"dapp_origin": origin, "chain_id": settings.CHAIN_ID},
+            {
+                "dapp_origin": origin,
+                "chain_id": settings.CHAIN_ID,
+                "public_rpc_url": settings.CHAIN_PUBLIC_RPC_URL,
+            },
         )
     # The dapp that opened the popup keeps its handle on it (window.opener): the portal's usual
     # same-origin opener policy would cut it.

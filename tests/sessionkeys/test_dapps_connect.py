@@ -153,3 +153,12 @@ def test_capabilities_are_public_with_cors() -> None:
     assert answer.status_code == 200
     assert answer["Access-Control-Allow-Origin"] == "*"
     assert answer.json()["0x7a69"]["atomic"] == {"status": "supported"}
+
+
+def test_the_connect_page_names_only_the_public_rpc_url(settings: Any) -> None:
+    settings.CHAIN_RPC_URL = "https://rpc.example/v1/secret-key"
+    settings.CHAIN_PUBLIC_RPC_URL = "https://public-rpc.example"
+    page = APIClient().get("/connect", {"origin": DAPP})
+    assert page.status_code == 200
+    assert page.context["public_rpc_url"] == "https://public-rpc.example"
+    assert b"secret-key" not in page.content
