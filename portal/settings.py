@@ -107,6 +107,10 @@ CHAIN_BUNDLE_MAX_OPS = env.int("CHAIN_BUNDLE_MAX_OPS", default=64)
 # An ERC-4337 bundler's JSON-RPC URL (e.g. Alto): when set, signed user operations go there
 # instead of to the built-in relayer (relayer calls such as account deployments still use it).
 CHAIN_BUNDLER_URL = env.str("CHAIN_BUNDLER_URL", default="")
+# A chain JSON-RPC URL anyone may read from, which the /connect popup tells dapps (their provider
+# forwards read-only methods to it). Never CHAIN_RPC_URL elsewhere than on anvil: that URL may
+# hold a hosted provider's key. Empty: a dapp gives its own.
+CHAIN_PUBLIC_RPC_URL = env.str("CHAIN_PUBLIC_RPC_URL", default=CHAIN_RPC_URL if _on_anvil else "")
 # What the portal pays on chain (chain.budgets): gas reserved per rolling hour and day for the
 # relayer's transactions (account deployments) and for the paymaster's sponsored operations; a
 # request that would go over is refused (429 `budget_exhausted`), nothing written.

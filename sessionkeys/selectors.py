@@ -76,6 +76,11 @@ def session_of(*, user: User, session_id: int) -> Session:
     return session
 
 
+def context_hash(context: str) -> str:
+    """The session hash an ERC-7715 permission context (the encoded spec, 0x hex) names."""
+    return "0x" + keccak(bytes.fromhex(context[2:])).hex()
+
+
 def spec_of(session: Session) -> SessionSpec:
     return SessionSpec.decode(bytes(session.spec))
 
@@ -232,7 +237,13 @@ def remaining_of(session: Session) -> tuple[list[dict[str, Any]], bool]:
 def known_functions() -> dict[str, str]:
     """Selector (0x-hex) → function signature: standard token functions and the portal's ABIs."""
     names = {"0x" + keccak(text=sig)[:4].hex(): sig for sig in STANDARD_FUNCTIONS}
-    for name in ("ModularSmartAccount", "SessionKeyValidator", "WebAuthnValidator"):
+    for name in (
+        "ModularSmartAccount",
+        "SessionKeyValidator",
+        "WebAuthnValidator",
+        "EOAKeyValidator",
+        "GuardianExecutor",
+    ):
         for item in artifacts.abi(name):
             if item.get("type") == "function":
                 types = ",".join(_abi_type(i) for i in item["inputs"])
