@@ -108,6 +108,10 @@ class AuditEvent(models.Model):
         SESSION_RELAY_REFUSED = "session_relay_refused", "Session operation refused by the relay"
         MESSAGE_SIGNED = "message_signed", "Message signed for an app"
         MESSAGE_REFUSED = "message_refused", "Message signature refused"
+        DAPP_CONNECTED = "dapp_connected", "App connected"
+        DAPP_DISCONNECTED = "dapp_disconnected", "App disconnected"
+        DAPP_CALLS_REQUESTED = "dapp_calls_requested", "Calls requested by an app"
+        DAPP_CALLS_REFUSED = "dapp_calls_refused", "Calls from an app refused"
 
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"

@@ -411,6 +411,7 @@ class SignatureRequestOutput(serializers.Serializer[Any]):
     account = serializers.CharField(help_text="the smart account that signs")
     chain_id = serializers.IntegerField()
     hash = serializers.CharField(help_text="what a verifier passes to isValidSignature (0x hex)")
+    origin = serializers.CharField(help_text="the dapp that asked, or empty")
 
 
 def signature_request_data(signature_request: SignatureRequest) -> dict[str, Any]:
@@ -421,6 +422,7 @@ def signature_request_data(signature_request: SignatureRequest) -> dict[str, Any
         "account": account.address,
         "chain_id": account.chain_id,
         "hash": "0x" + bytes(signature_request.hash).hex(),
+        "origin": signature_request.origin,
     }
 
 
@@ -439,6 +441,11 @@ class SignatureOptionsApi(APIView):
         raw = HexBytesField(required=False, help_text="the message as 0x hex bytes")
         typed_data = TypedDataField(
             required=False, help_text="{types, primaryType, domain, message}"
+        )
+        origin = StrictCharField(
+            required=False,
+            max_length=255,
+            help_text="the dapp that asks (scheme://host[:port]); it must be connected",
         )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -474,6 +481,7 @@ class SignatureOptionsApi(APIView):
             kind=fields["kind"],
             message=fields.get("message", fields.get("raw")),
             typed_data=fields.get("typed_data"),
+            origin=fields.get("origin", ""),
         )
         return Response(
             {

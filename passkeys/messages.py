@@ -12,8 +12,13 @@ any ERC-1271 verifier accepts (mirrors `passkeys.approvals`, for messages instea
    factory and its deployAccount call), so a verifier can deploy it in a simulation.
 
 Nothing is sent to the chain, and nothing but the request's `signed_at` and passkey is kept.
+
+A dapp's request names its `origin`: it is kept on the request and in the audit log, and checked
+by the origin checks feature apps register (`register_origin_check`: sessionkeys refuses an
+origin the person has not connected), so passkeys never imports them.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +38,26 @@ from passkeys.models import Ceremony, Passkey, SignatureRequest
 from passkeys.selectors import credential_descriptors
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
+from portal.validators import valid_dapp_origin
 
 Kind = SignatureRequest.Kind
+
+# name → check(user=, origin=): raises a PortalError to refuse a dapp's origin.
+OriginCheck = Callable[..., None]
+_origin_checks: dict[str, OriginCheck] = {}
+
+
+def register_origin_check(name: str, check: OriginCheck) -> None:
+    """Register (or replace) a check of the dapp origin a message is signed for; idempotent
+    across ready() calls."""
+    _origin_checks[name] = check
+
+
+def _check_origin(*, user: User, origin: str) -> None:
+    if not valid_dapp_origin(origin):
+        raise PortalError("invalid_origin", "The origin must be a dapp's: scheme://host[:port].")
+    for check in list(_origin_checks.values()):
+        check(user=user, origin=origin)
 
 
 @dataclass(frozen=True)
@@ -108,12 +131,15 @@ def request_message_signature(
     kind: str,
     message: str | bytes | None = None,
     typed_data: dict[str, Any] | None = None,
+    origin: str = "",
 ) -> MessageOptions:
     """WebAuthn options to sign `message` (kind `personal_sign`: text, or bytes) or `typed_data`
     (kind `typed_data`: {types, primaryType, domain, message}) for the user's `account`; the
-    challenge is the ERC-7739 digest the account checks."""
+    challenge is the ERC-7739 digest the account checks. `origin`: the dapp that asks, if any."""
     if account.user_id != user.pk:
         raise NotFound("account_not_found", "No such account.")
+    if origin:
+        _check_origin(user=user, origin=origin)
     _contracts()
     nested, shown = _nest(account=account, kind=kind, message=message, typed_data=typed_data)
     allow = _signers(user=user, account=account)
@@ -137,6 +163,7 @@ def request_message_signature(
             message=shown,
             hash=nested.hash,
             trailer=nested.trailer,
+            origin=origin,
         )
     options = webauthn.authentication_options(challenge=nested.digest, allow=allow)
     return MessageOptions(request=request, ceremony=ceremony, public_key=options)
@@ -186,6 +213,8 @@ def sign_message(
         client=client,
         signature_request_id=request.pk,
     ):
+        if request.origin:
+            _check_origin(user=user, origin=request.origin)
         contracts = _contracts()
         passkey = _verify_signer(
             ceremony=ceremony, account=account, credential=parsed, client=client
@@ -222,6 +251,7 @@ def sign_message(
             hash="0x" + bytes(request.hash).hex(),
             passkey_id=passkey.pk,
             erc6492=wrapped,
+            origin=request.origin,
         )
     request.refresh_from_db()
     return SignedMessage(request=request, signature=signature, erc6492=wrapped)

@@ -123,6 +123,8 @@ class SignatureRequest(models.Model):
     passkey = models.ForeignKey(
         Passkey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The dapp that asked (its origin), when a dapp asked through the portal's popup.
+    origin = models.CharField(max_length=255, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.pk} for {self.account_id}"

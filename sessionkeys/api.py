@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -22,21 +22,14 @@ from chain import userops
 from portal.client_info import ClientInfo, client_address
 from portal.errors import PortalError
 from portal.fields import StrictCharField
-from portal.validators import reject_control_characters
+from portal.validators import reject_control_characters, valid_origin
 from sessionkeys import relay, selectors, services
 from sessionkeys.models import Session
 from sessionkeys.requests import METHODS
 
-ORIGIN = re.compile(
-    r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
-)
 HEX = re.compile(r"^0x([0-9a-fA-F]{2})*$")
 MAX_PARAMS_BYTES = 32 * 1024
 MAX_DEPTH = 12
-
-
-def valid_origin(value: str) -> bool:
-    return bool(ORIGIN.match(value)) and len(value) <= 255
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -163,12 +156,33 @@ class SessionListApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: SessionOutput(many=True)}, operation_id="sessions_list")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, required=False),
+            OpenApiParameter(
+                "context",
+                str,
+                required=False,
+                description="an ERC-7715 permission context (0x hex): the session it names",
+            ),
+            OpenApiParameter("origin", str, required=False),
+        ],
+        responses={200: SessionOutput(many=True)},
+        operation_id="sessions_list",
+    )
     def get(self, request: Request) -> Response:
         sessions = selectors.sessions_of(user=current_user(request))
         wanted = request.query_params.get("status")
         if wanted:
             sessions = sessions.filter(status=wanted)
+        context = request.query_params.get("context")
+        if context is not None:
+            if not HEX.match(context) or len(context) > 2 * MAX_PARAMS_BYTES:
+                raise PortalError("invalid_context", "A permission context is 0x hex.")
+            sessions = sessions.filter(session_hash=selectors.context_hash(context))
+        origin = request.query_params.get("origin")
+        if origin is not None:
+            sessions = sessions.filter(origin=origin)
         return Response(SessionOutput(sessions[:200], many=True).data)
 
     @extend_schema(

@@ -7,4 +7,8 @@ class SessionkeysConfig(AppConfig):
     verbose_name = "Session keys"
 
     def ready(self) -> None:
-        from sessionkeys import services  # noqa: F401 - connects its signal receivers
+        from passkeys.messages import register_origin_check
+        from sessionkeys import connections, services  # noqa: F401 - services: signal receivers
+
+        # A message is signed for a dapp's origin only while that dapp is connected.
+        register_origin_check("sessionkeys.connections", connections.check_message_origin)

@@ -102,3 +102,62 @@ class RelayedOperation(models.Model):
 
     def __str__(self) -> str:
         return f"relayed {self.user_op_hash[:10]}"
+
+
+class DappConnection(models.Model):
+    """A dapp (`origin`) the person let see their account (eth_requestAccounts). One row per
+    person and origin: disconnecting sets `disconnected_at`, connecting again clears it."""
+
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="dapp_connections"
+    )
+    account = models.ForeignKey(
+        SmartAccount, on_delete=models.CASCADE, related_name="dapp_connections"
+    )
+    origin = models.CharField(max_length=255)
+    connected_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-connected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "origin"], name="sessionkeys_one_connection")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.origin} for user {self.user_id}"
+
+    @property
+    def active(self) -> bool:
+        return self.disconnected_at is None
+
+
+class CallBundle(models.Model):
+    """Calls a connected dapp asked the account to make in one user operation
+    (eth_sendTransaction, wallet_sendCalls), by its EIP-5792 id (random: it is the secret that
+    lets anyone read its status)."""
+
+    bundle_id = models.CharField(max_length=66, unique=True)
+    connection = models.ForeignKey(DappConnection, on_delete=models.CASCADE, related_name="bundles")
+    account = models.ForeignKey(SmartAccount, on_delete=models.PROTECT, related_name="+")
+    origin = models.CharField(max_length=255)
+    # [{"to", "value" (decimal string), "data" (0x hex)}], as they go on chain.
+    calls = models.JSONField()
+    idempotency_key = models.CharField(max_length=128)
+    operation = models.ForeignKey(ChainOperation, on_delete=models.PROTECT, related_name="+")
+    # The EIP-5792 receipt, kept once the operation is final (confirmed, or reverted on chain).
+    receipt = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "idempotency_key"], name="sessionkeys_bundle_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"calls {self.bundle_id[:10]} from {self.origin}"

@@ -76,6 +76,11 @@ def session_of(*, user: User, session_id: int) -> Session:
     return session
 
 
+def context_hash(context: str) -> str:
+    """The session hash an ERC-7715 permission context (the encoded spec, 0x hex) names."""
+    return "0x" + keccak(bytes.fromhex(context[2:])).hex()
+
+
 def spec_of(session: Session) -> SessionSpec:
     return SessionSpec.decode(bytes(session.spec))
 

@@ -1,12 +1,16 @@
-"""Pages: the /connect popup a dapp opens to ask for a session key, and /account/sessions."""
+"""Pages: the /connect popup a dapp opens, and /account/sessions (session keys and connected
+dapps, each with a Disconnect button)."""
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import current_user
+from portal.client_info import ClientInfo
+from portal.errors import NotFound
+from sessionkeys import connections
 from sessionkeys.api import valid_origin
 from sessionkeys.selectors import sessions_of
 
@@ -35,5 +39,27 @@ def connect_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def sessions_page(request: HttpRequest) -> HttpResponse:
-    sessions = sessions_of(user=current_user(request))
-    return render(request, "sessionkeys/sessions.html", {"sessions": sessions})
+    user = current_user(request)
+    dapps = [
+        (connection, connections.allowed(connection))
+        for connection in connections.connections_of(user=user)[:200]
+    ]
+    return render(
+        request,
+        "sessionkeys/sessions.html",
+        {"sessions": sessions_of(user=user), "dapps": dapps},
+    )
+
+
+@login_required
+@require_POST
+def disconnect_dapp(request: HttpRequest, connection_id: int) -> HttpResponse:
+    try:
+        connections.disconnect(
+            user=current_user(request),
+            connection_id=connection_id,
+            client=ClientInfo.from_request(request),
+        )
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    return redirect("account-sessions")
