@@ -200,20 +200,19 @@ async function approveOperation(operation) {
 // The dapp's connection for this origin, or a 4100 refusal.
 async function requireConnection() {
   const connections = await requestJSON("GET", section.dataset.dappsUrl);
-  const list = Array.isArray(connections) ? connections : connections.results || [];
-  const connection = list.find((c) => c.origin === dappOrigin && !c.disconnected_at);
+  const connection = connections.find((c) => c.origin === dappOrigin && c.active);
   if (!connection) {
     throw new RequestError(UNAUTHORIZED, `${dappOrigin} is not connected to your account.`, "not_connected");
   }
-  return { connection, list };
+  return connection;
 }
 
 // --- the methods ---------------------------------------------------------------------------------
 
 async function connectAccount() {
-  const connections = await requestJSON("GET", section.dataset.dappsUrl);
-  const list = Array.isArray(connections) ? connections : connections.results || [];
-  renderConnection({ seen: list.some((c) => c.origin === dappOrigin) });
+  // Any connection, even a past one, means the person has approved this origin before.
+  const connections = await requestJSON("GET", `${section.dataset.dappsUrl}?all=1`);
+  renderConnection({ seen: connections.some((c) => c.origin === dappOrigin) });
   await decision("Connect");
   const connected = await postJSON(`${section.dataset.dappsUrl}/connect`, { origin: dappOrigin }, csrf);
   status(`Connected: ${dappOrigin} sees ${connected.accounts[0]}. You can close this window.`, "success");
@@ -246,10 +245,9 @@ function typedDataRequest(params) {
 }
 
 async function signMessage(method, params) {
-  const { connection } = await requireConnection();
+  const connection = await requireConnection();
   const request = method === "personal_sign" ? personalSignRequest(params) : typedDataRequest(params);
-  const account = connection.accounts?.[0] || connection.account || request.address;
-  renderMessage({ account: account || "your account", ...request.shown });
+  renderMessage({ account: connection.account, ...request.shown });
   await decision("Sign with a passkey");
   const { options, credential } = await passkey(section.dataset.signatureOptionsUrl, {
     ...request.body,
@@ -391,10 +389,9 @@ async function revokeSession(params) {
   if (typeof context !== "string") {
     throw new RequestError(INVALID_PARAMS, "wallet_revokeExecutionPermission takes [{permissionContext}].");
   }
-  const sessions = await requestJSON("GET", section.dataset.sessionsUrl);
-  const session = sessions.find(
-    (s) => s.origin === dappOrigin && s.context.toLowerCase() === context.toLowerCase(),
-  );
+  const query = new URLSearchParams({ context, origin: dappOrigin });
+  const sessions = await requestJSON("GET", `${section.dataset.sessionsUrl}?${query}`);
+  const session = sessions.find((s) => s.origin === dappOrigin);
   if (!session || !["active", "expired"].includes(session.status)) {
     throw new RequestError(INVALID_PARAMS, "No open session key of this dapp has that context.", "unknown_session");
   }
