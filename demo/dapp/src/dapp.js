@@ -3,7 +3,7 @@
 // with viem (ERC-6492 before the account is deployed, ERC-1271 after), send a transaction and a
 // two-call batch (EIP-5792), ask for a session key (ERC-7715) and use it through the portal's relay,
 // disconnect. Bundled by esbuild at `make setup` (demo/dapp/vendor/dapp.js).
-import { connect, createConfig, disconnect, getConnectorClient, http, reconnect } from "@wagmi/core";
+import { connect, createConfig, disconnect, getWalletClient, http, reconnect } from "@wagmi/core";
 import { ethers } from "ethers";
 import { createPublicClient, defineChain } from "viem";
 import { createSiweMessage, generateSiweNonce } from "viem/siwe";
@@ -58,7 +58,7 @@ function refused(id, error) {
 }
 
 async function wallet() {
-  return getConnectorClient(config);
+  return getWalletClient(config);
 }
 
 function connected(address) {
