@@ -1,5 +1,5 @@
-"""The portal's connector across two origins in Chromium: the demo dapp (its own origin, viem and the
-portal's wagmi connector around its EIP-1193 provider) connects in the portal's /connect popup,
+"""The portal's connector across two origins in Chromium: the demo dapp (its own origin, viem and
+the portal's wagmi connector around its EIP-1193 provider) connects in the portal's /connect popup,
 signs a Sign-In with Ethereum message that viem verifies (ERC-6492 before the account is deployed,
 ERC-1271 after), sends a transaction and a two-call batch, grants a session key and uses it, then
 disconnects; and every refusal: the person rejects, closes the popup, a wrong origin, a method the
@@ -212,7 +212,7 @@ def test_a_dapp_connects_signs_sends_a_transaction_and_a_batch_gets_a_session_ke
     assert "Sign in to the demo dapp." in page.text("#message-text")
     dapp.decide("approve-button")
     assert dapp.outcome("sign-result") == "valid-ERC-6492"
-    assert not w3.eth.get_code(account.address)
+    assert not w3.eth.get_code(Web3.to_checksum_address(account.address))
 
     # Deployed: the same kind of message (and typed data) checks through ERC-1271.
     deploy_and_fund(account, w3)
@@ -391,7 +391,10 @@ def test_the_popup_answers_only_the_origin_it_was_opened_for_and_never_the_porta
     assert heard == []
     dapp.to_popup()
     assert page.text("#dapp-origin") == other
-    assert page.text("#connect-status") == "Waiting for the dapp’s request…"
+    assert (
+        page.text("#connect-status")
+        == "Waiting for the dapp\N{RIGHT SINGLE QUOTATION MARK}s request…"
+    )
     assert not page.driver.find_element(By.ID, "decision").is_displayed()
     dapp.close_popup()
 
@@ -400,11 +403,13 @@ def test_the_popup_answers_only_the_origin_it_was_opened_for_and_never_the_porta
     answer = page.driver.execute_async_script(
         """
         const [portal, done] = arguments;
-        const popup = window.open(`${portal}/connect?origin=${encodeURIComponent(location.origin)}`, "right");
+        const url = `${portal}/connect?origin=${encodeURIComponent(location.origin)}`;
+        const popup = window.open(url, "right");
         window.addEventListener("message", (event) => {
           if (event.origin !== portal || event.source !== popup) return;
           if (event.data.type === "portal:ready") {
-            popup.postMessage({ type: "portal:request", id: "x", method: "eth_sign", params: [] }, portal);
+            const request = { type: "portal:request", id: "x", method: "eth_sign", params: [] };
+            popup.postMessage(request, portal);
           } else if (event.data.type === "portal:response") {
             done(event.data);
           }
