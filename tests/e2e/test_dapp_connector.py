@@ -20,6 +20,7 @@ from web3.types import Wei
 from accounts.models import SmartAccount
 from chain.devtools import devnet
 from chain.indexer import index_chain
+from domains.services import set_lockdown
 from sessionkeys.models import CallBundle, DappConnection, Session
 from tests.chain import conftest as chain_fixtures
 from tests.chain.conftest import advance
@@ -67,6 +68,9 @@ class Dapp:
     def press(self, button: str) -> None:
         """Press a button of the dapp; the first press that opens the popup gives it the passkey."""
         self.to_dapp()
+        self.driver.execute_script(
+            "for (const e of document.querySelectorAll('[data-code]')) e.dataset.code = ''"
+        )
         self.page.press(button)
 
     def to_popup(self) -> None:
@@ -131,6 +135,30 @@ class Dapp:
             params,
         )
         return dict(answer)
+
+    def start(self, method: str, params: Any = None) -> None:
+        """Start provider.request({method, params}) in the dapp's page; `answer()` waits for it."""
+        self.to_dapp()
+        self.driver.execute_script(
+            """
+            const [method, params] = arguments;
+            window.testAnswer = null;
+            window.portalProvider.request({ method, params }).then(
+              (result) => { window.testAnswer = { result }; },
+              (error) => { window.testAnswer = { code: error.code, data: error.data || null }; },
+            );
+            """,
+            method,
+            params,
+        )
+
+    def answer(self) -> dict[str, Any]:
+        self.to_dapp()
+        return dict(
+            wait_until(
+                self.page, lambda d: d.execute_script("return window.testAnswer"), "the answer"
+            )
+        )
 
     def close_popup(self) -> None:
         if self.popup in self.driver.window_handles:
@@ -266,6 +294,14 @@ def test_a_dapp_connects_signs_sends_a_transaction_and_a_batch_gets_a_session_ke
     settle("session_operation")
     assert dapp.outcome("transfer-result") == "confirmed"
     assert w3.eth.get_balance(BEEF) == before + 1000
+
+    # The dapp gives it back (wallet_revokeExecutionPermission), approved with the passkey.
+    dapp.press("revoke-button")
+    dapp.review("revoke-review")
+    dapp.decide("approve-button")
+    settle("revoke_sessions")
+    assert dapp.outcome("session-result") == "revoked"
+    assert Session.objects.get().status == "revoked"
 
     # Disconnect: the popup tells the portal and closes; the dapp has no account any more.
     dapp.press("disconnect-button")
@@ -426,3 +462,46 @@ def test_the_popup_answers_only_the_origin_it_was_opened_for_and_never_the_porta
         page.open(f"/connect?origin={quote(origin, safe='')}")
         assert "This link is not valid" in page.text("h1"), origin
         assert not page.driver.find_elements(By.ID, "connect")
+
+
+def test_under_lockdown_the_popup_refuses_a_call_that_changes_who_controls_the_account(
+    portal_url: str,
+    dapp_url: str,
+    anvil: devnet.Anvil,
+    pipeline_chain: dict[str, str],
+    w3: Web3,
+    page: Page,
+    dapp: Dapp,
+    browser_sign_up: Callable[..., None],
+) -> None:
+    account = signed_up(browser_sign_up, "joan")
+    deploy_and_fund(account, w3)
+    dapp.open(f"{dapp_url}/?portal={quote(portal_url)}&rpc={quote(anvil.url)}")
+    connect(dapp)
+    set_lockdown(enabled=True, reason="CAA changed", actor=None, client=None)
+
+    # A call to the account itself (its modules decide who controls it): refused, shown, 4100.
+    dapp.start("eth_sendTransaction", [{"to": account.address, "data": "0x12345678"}])
+    assert dapp.answer() == {"code": 4100, "data": {"code": "lockdown"}}
+    dapp.to_popup()
+    assert "lockdown" in page.text("#connect-status")
+    assert attribute(page, "connect", "data-result") == "failed"
+    assert not page.driver.find_element(By.ID, "calls-review").is_displayed()
+    assert not CallBundle.objects.exists()
+
+    # A plain transfer still goes to the review.
+    dapp.start("eth_sendTransaction", [{"to": CAFE, "value": "0x1"}])
+    dapp.review("calls-review")
+    dapp.decide("reject-button")
+    assert dapp.answer()["code"] == 4001
+
+
+def test_a_blocked_popup_is_4900_and_nothing_is_asked(
+    portal_url: str, dapp_url: str, page: Page, dapp: Dapp
+) -> None:
+    dapp.open(f"{dapp_url}/?portal={quote(portal_url)}")
+    page.driver.execute_script("window.open = () => null")  # what a popup blocker does
+    answer = dapp.call("eth_requestAccounts")
+    assert answer["code"] == 4900
+    assert "allow popups" in answer["message"]
+    assert dapp.call("eth_accounts") == {"result": []}
