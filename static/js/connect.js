@@ -39,6 +39,7 @@ const UNSUPPORTED_METHOD = 4200;
 const INVALID_PARAMS = -32602;
 const INTERNAL_ERROR = -32603;
 const BUSY = -32002;
+const UNSUPPORTED_CAPABILITY = 5700; // EIP-5792
 const PROGRESS = {
   awaiting_signature: "Waiting for your passkey",
   signed: "Approved, about to be sent",
@@ -268,6 +269,16 @@ function callsOf(method, params) {
   if (method === "eth_sendTransaction") {
     if (!request.to) throw new RequestError(INVALID_PARAMS, "A transaction needs `to` (contract creation is not supported).");
     return [{ to: request.to, value: request.value ?? "0x0", data: request.data ?? request.input ?? "0x" }];
+  }
+  // EIP-5792: a capability the dapp requires (not marked optional) that the portal lacks fails
+  // the whole request; the portal supports none beyond atomic execution, which it always does.
+  const capabilities = [request.capabilities, ...(request.calls || []).map((call) => call?.capabilities)];
+  for (const set of capabilities) {
+    for (const [name, value] of Object.entries(set || {})) {
+      if (name !== "atomic" && !value?.optional) {
+        throw new RequestError(UNSUPPORTED_CAPABILITY, `The portal does not support the capability ${name}.`, "unsupported_capability");
+      }
+    }
   }
   if (request.chainId && BigInt(request.chainId) !== BigInt(chainId)) {
     throw new RequestError(INVALID_PARAMS, `This account is on chain ${chainId}, not ${request.chainId}.`, "wrong_chain");

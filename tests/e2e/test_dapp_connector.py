@@ -8,6 +8,7 @@ portal does not support, a dapp that is not connected.
 The pipeline (submit, track) and the indexer run in the test process between the steps.
 """
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -327,9 +328,21 @@ def test_the_person_rejects_or_closes_the_popup_and_the_dapp_gets_4001(
     deploy_and_fund(account, w3)
     dapp.open(f"{dapp_url}/?portal={quote(portal_url)}&rpc={quote(anvil.url)}")
 
-    # Rejecting the connection.
+    # Rejecting the connection; meanwhile a forged answer (right id, wrong origin and window) is
+    # ignored by the provider.
+    page.driver.execute_script("crypto.randomUUID = () => 'known-id'")
     dapp.press("connect-button")
     dapp.review("connection-review")
+    dapp.to_dapp()
+    page.driver.execute_script(
+        """
+        const forged = { type: "portal:response", id: "known-id", result: [arguments[0]] };
+        window.postMessage(forged, "*");
+        """,
+        BEEF,
+    )
+    time.sleep(1)
+    assert attribute(page, "connect-result", "data-code") == ""
     dapp.decide("reject-button")
     assert dapp.outcome("connect-result") == "4001"
     assert attribute(page, "account", "textContent") == "not connected"
@@ -343,8 +356,18 @@ def test_the_person_rejects_or_closes_the_popup_and_the_dapp_gets_4001(
     assert dapp.outcome("connect-result") == "4001"
     assert not DappConnection.objects.exists()
 
-    # Connected: rejecting a message, then closing the popup on a transaction's review.
+    # Connected: a batch that requires a capability the portal lacks is refused before any
+    # review (EIP-5792 5700); one for another chain is invalid.
     connect(dapp)
+    batch = {"version": "2.0.0", "chainId": "0x7a69", "from": account.address}
+    calls = [{"to": CAFE, "value": "0x1"}]
+    paymaster = {"paymasterService": {"url": "https://paymaster.example"}}
+    dapp.start("wallet_sendCalls", [{**batch, "calls": calls, "capabilities": paymaster}])
+    assert dapp.answer() == {"code": 5700, "data": {"code": "unsupported_capability"}}
+    dapp.start("wallet_sendCalls", [{**batch, "chainId": "0x1", "calls": calls}])
+    assert dapp.answer() == {"code": -32602, "data": {"code": "wrong_chain"}}
+
+    # Rejecting a message, then closing the popup on a transaction's review.
     dapp.press("sign-button")
     dapp.review("message-review")
     dapp.decide("reject-button")
