@@ -1,5 +1,6 @@
 """Admin: sessions by account and by dapp origin (filters by status and origin), the revocation
-an operator can ask for, the presets operators offer, and the relay's operations (read-only)."""
+an operator can ask for, the presets operators offer, the relay's operations, and the dapps
+people connected with the calls they asked for (read-only)."""
 
 from typing import Any
 
@@ -8,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from portal.errors import PortalError
-from sessionkeys.models import RelayedOperation, Session, SessionPreset
+from sessionkeys.models import CallBundle, DappConnection, RelayedOperation, Session, SessionPreset
 from sessionkeys.services import REVOCABLE, revoke_sessions
 
 
@@ -80,3 +81,21 @@ class SessionPresetAdmin(admin.ModelAdmin[SessionPreset]):
 class RelayedOperationAdmin(ReadOnly):
     list_display = ("user_op_hash", "session", "sponsored", "max_cost", "operation", "created_at")
     search_fields = ("user_op_hash", "session__origin", "session__account__address")
+
+
+@admin.register(DappConnection)
+class DappConnectionAdmin(ReadOnly):
+    list_display = ("id", "origin", "user", "account", "connected_at", "last_used_at")
+    list_filter = ("origin",)
+    search_fields = ("origin", "user__username", "account__address")
+    list_select_related = ("user", "account")
+    readonly_fields = [field.name for field in DappConnection._meta.fields]
+
+
+@admin.register(CallBundle)
+class CallBundleAdmin(ReadOnly):
+    list_display = ("bundle_id", "origin", "account", "operation", "created_at")
+    list_filter = ("origin",)
+    search_fields = ("bundle_id", "origin", "account__address")
+    list_select_related = ("account", "operation")
+    readonly_fields = [field.name for field in CallBundle._meta.fields]

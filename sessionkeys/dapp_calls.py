@@ -394,17 +394,17 @@ def request_calls(
     """The calls as one user operation waiting for the person's passkey. The same key gives the
     same bundle back (409 `idempotency_key_reused` when the calls differ)."""
     check_calls(calls)
-    connection = connections.require_connection(user=user, origin=origin)
-    existing = CallBundle.objects.filter(
-        connection=connection, idempotency_key=idempotency_key
-    ).first()
-    if existing is not None:
-        return Requested(bundle=_same_calls(existing, calls), created=False)
-    account = _deployed_account(connection)
-    call_data = call_data_of(calls)
     with refusals_recorded(
         kind=AuditEvent.Kind.DAPP_CALLS_REFUSED, user=user, client=client, origin=origin
     ):
+        connection = connections.require_connection(user=user, origin=origin)
+        existing = CallBundle.objects.filter(
+            connection=connection, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return Requested(bundle=_same_calls(existing, calls), created=False)
+        account = _deployed_account(connection)
+        call_data = call_data_of(calls)
         _refuse_under_lockdown(user=user, account=account, call_data=call_data, client=client)
         digest = hashlib.sha256(f"{origin}\n{idempotency_key}".encode()).hexdigest()[:48]
         try:

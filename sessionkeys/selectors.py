@@ -237,7 +237,13 @@ def remaining_of(session: Session) -> tuple[list[dict[str, Any]], bool]:
 def known_functions() -> dict[str, str]:
     """Selector (0x-hex) → function signature: standard token functions and the portal's ABIs."""
     names = {"0x" + keccak(text=sig)[:4].hex(): sig for sig in STANDARD_FUNCTIONS}
-    for name in ("ModularSmartAccount", "SessionKeyValidator", "WebAuthnValidator"):
+    for name in (
+        "ModularSmartAccount",
+        "SessionKeyValidator",
+        "WebAuthnValidator",
+        "EOAKeyValidator",
+        "GuardianExecutor",
+    ):
         for item in artifacts.abi(name):
             if item.get("type") == "function":
                 types = ",".join(_abi_type(i) for i in item["inputs"])
