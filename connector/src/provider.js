@@ -244,7 +244,7 @@ export function createPortalProvider(options) {
     if (announced.version !== PROTOCOL_VERSION) {
       throw new ProviderRpcError(DISCONNECTED, `The portal speaks protocol ${announced.version}, not ${PROTOCOL_VERSION}.`);
     }
-    const id = `${crypto.randomUUID()}`;
+    const id = crypto.randomUUID();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(id);
@@ -383,10 +383,6 @@ export function createPortalProvider(options) {
     removeListener(event, listener) {
       listeners.get(event)?.delete(listener);
       return this;
-    },
-    // Close the portal's window, if it is open (requests waiting for it fail with 4001).
-    close() {
-      if (popup && !popup.closed) popup.close();
     },
   };
 }

@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 
-export function eth(wei) {
+function eth(wei) {
   if (wei === null || wei === undefined) return "no limit";
   const value = BigInt(wei);
   const sign = value < 0n ? "-" : "";
@@ -14,7 +14,7 @@ export function eth(wei) {
   return `${sign}${whole}${fraction ? `.${fraction}` : ""} ETH`;
 }
 
-export function item(list, text, attributes = {}) {
+function item(list, text, attributes = {}) {
   const li = document.createElement("li");
   li.textContent = text;
   for (const [key, value] of Object.entries(attributes)) li.dataset[key] = value;
