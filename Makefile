@@ -28,10 +28,12 @@ static/vendor/.installed: node_modules/.installed
 	cp node_modules/ethers/dist/ethers.umd.min.js static/vendor/ethers.umd.min.js
 	touch $@
 
-# The demo dapp (a second origin, http://localhost:8001) makes its session key with ethers.
-demo/dapp/vendor/.installed: node_modules/.installed
+# The demo dapp (a second origin, http://localhost:8001): its source (demo/dapp/src) with viem,
+# wagmi, ethers and the portal's connector (connector/src), bundled by esbuild for the browser.
+demo/dapp/vendor/.installed: node_modules/.installed $(wildcard demo/dapp/src/*.js connector/src/*.js)
 	mkdir -p demo/dapp/vendor
-	cp node_modules/ethers/dist/ethers.umd.min.js demo/dapp/vendor/ethers.umd.min.js
+	node_modules/.bin/esbuild demo/dapp/src/dapp.js --bundle --format=esm --minify --target=es2022 \
+		--outfile=demo/dapp/vendor/dapp.js --log-level=warning
 	touch $@
 
 # Chromium and chromedriver from Debian's packages, for the browser tests.

@@ -272,7 +272,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# /static/connector/provider.js: the EIP-1193 provider dapps load from the portal (README).
+STATICFILES_DIRS = [BASE_DIR / "static", ("connector", BASE_DIR / "connector" / "src")]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 EMAIL_BACKEND = env.str(

@@ -50,7 +50,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def dapp_url() -> Iterator[str]:
     """The demo dapp, served as `make run` serves it, on a second origin."""
-    if not (DEMO / "vendor" / "ethers.umd.min.js").exists():
+    if not (DEMO / "vendor" / "dapp.js").exists():
         pytest.skip("demo/dapp/vendor is filled by make setup")
     server = http.server.ThreadingHTTPServer(
         ("localhost", 0), functools.partial(_Quiet, directory=str(DEMO))
@@ -171,7 +171,7 @@ def test_a_dapp_gets_a_session_uses_it_within_its_limit_and_loses_it_when_revoke
     driver = page.driver
     main = driver.current_window_handle
     driver.get(f"{dapp_url}/?portal={portal_url}")
-    page.press("connect-button")
+    page.press("session-button")
     wait_until(page, lambda d: len(d.window_handles) == 2, "the popup")
     popup = next(handle for handle in driver.window_handles if handle != main)
     credentials = virtual_authenticator.credentials()
@@ -203,7 +203,7 @@ def test_a_dapp_gets_a_session_uses_it_within_its_limit_and_loses_it_when_revoke
     plant(page, virtual_authenticator.authenticator_id, used)
     wait_until(
         page,
-        lambda d: attribute(page, "connect-result", "data-kind") == "success",
+        lambda d: attribute(page, "session-result", "data-kind") == "success",
         "the granted session",
     )
     assert account.address in page.text("#session-response")
@@ -268,7 +268,7 @@ def test_the_person_signs_in_in_the_popup_then_rejects_or_closes_it_and_the_dapp
     virtual_authenticator.set_presence(automatic=True)
 
     for action in ("reject", "close"):
-        page.press("connect-button")
+        page.press("session-button")
         wait_until(page, lambda d: len(d.window_handles) == 2, "the popup")
         popup = next(handle for handle in driver.window_handles if handle != main)
         credentials = virtual_authenticator.credentials()
@@ -291,8 +291,8 @@ def test_the_person_signs_in_in_the_popup_then_rejects_or_closes_it_and_the_dapp
             )
         driver.close()
         driver.switch_to.window(main)
-        wait_until(page, lambda d: attribute(page, "connect-result", "data-code") == "4001", "4001")
-        driver.execute_script("document.getElementById('connect-result').dataset.code = ''")
+        wait_until(page, lambda d: attribute(page, "session-result", "data-code") == "4001", "4001")
+        driver.execute_script("document.getElementById('session-result').dataset.code = ''")
     assert not Session.objects.exists()
     # The rejection was posted with the CSRF token the popup's sign-in rotated.
     assert AuditEvent.objects.filter(kind="session_rejected", user__username="erin").count() == 1
