@@ -78,7 +78,8 @@ function sameAddress(a, b) {
  * createPortalProvider({portalUrl, chainId?, rpcUrl?, signSessionProof?, timeout?, readyTimeout?})
  * - portalUrl: the portal, e.g. "https://portal.example" (its origin is the only one trusted).
  * - chainId: the chain the dapp expects (number or hex); otherwise the one the portal announces.
- * - rpcUrl: the chain's JSON-RPC URL for read-only methods.
+ * - rpcUrl: the chain's JSON-RPC URL for read-only methods; without it, the public one the portal
+ *   announces when its window opens (CHAIN_PUBLIC_RPC_URL), if any.
  * - signSessionProof({digest, sessionHash, account, context, chainId}): the session key's raw
  *   signature of `digest` (0x hex), for wallet_requestExecutionPermissions.
  * - timeout: how long the person has to answer one request (ms, default 10 minutes);
@@ -93,6 +94,7 @@ export function createPortalProvider(options) {
   const pending = new Map(); // our requests to the popup, by id
   let popup = null;
   let ready = null; // a promise of the popup's portal:ready message
+  let announcedRpcUrl = ""; // the public RPC URL the portal names in portal:ready
   let readyWaiter = null;
   let closedWatch = null;
   let chainId = toHexChainId(options.chainId);
@@ -218,6 +220,7 @@ export function createPortalProvider(options) {
     if (!message || typeof message !== "object" || typeof message.type !== "string") return;
     if (message.type === "portal:ready") {
       if (message.chainId && !options.chainId) chainId = message.chainId;
+      if (typeof message.rpcUrl === "string" && message.rpcUrl) announcedRpcUrl = message.rpcUrl;
       readyWaiter?.resolve(message);
       readyWaiter = null;
     } else if (message.type === "portal:response") {
@@ -267,10 +270,11 @@ export function createPortalProvider(options) {
   }
 
   async function forward(method, params) {
-    if (!options.rpcUrl) throw new ProviderRpcError(DISCONNECTED, "No chain RPC URL was given.");
+    const rpcUrl = options.rpcUrl || announcedRpcUrl;
+    if (!rpcUrl) throw new ProviderRpcError(DISCONNECTED, "No chain RPC URL was given or announced by the portal.");
     let response;
     try {
-      response = await fetch(options.rpcUrl, {
+      response = await fetch(rpcUrl, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: params ?? [] }),

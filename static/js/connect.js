@@ -4,7 +4,8 @@
 // server): every message it sends names that origin, every message it takes must come from it and
 // from window.opener. One request at a time; the window stays open for the next one.
 // Messages (version 2; version 1 was the same with wallet_requestExecutionPermissions only):
-//   portal → dapp  {type: "portal:ready", version: 2, chainId: "0x7a69", methods: [...]}
+//   portal → dapp  {type: "portal:ready", version: 2, chainId: "0x7a69", rpcUrl, methods: [...]}
+//     (rpcUrl: the chain's public RPC URL, CHAIN_PUBLIC_RPC_URL, or "" when there is none)
 //   dapp → portal  {type: "portal:request", id, method, params}
 //   portal → dapp  {type: "portal:response", id, result} | {type: "portal:response", id, error: {code, message, data}}
 //   portal → dapp  {type: "portal:request", id, method: "portal_signSessionProof", params: {digest, sessionHash, account, context, chainId}}
@@ -517,5 +518,11 @@ if (!window.opener) {
   document.getElementById("sign-in-button").addEventListener("click", signIn);
   document.getElementById("approve-button").addEventListener("click", () => decided(true));
   document.getElementById("reject-button").addEventListener("click", () => decided(false));
-  send({ type: "portal:ready", version: 2, chainId, methods: Object.keys(HANDLERS) });
+  send({
+    type: "portal:ready",
+    version: 2,
+    chainId,
+    rpcUrl: section.dataset.publicRpcUrl || "",
+    methods: Object.keys(HANDLERS),
+  });
 }
