@@ -4,12 +4,18 @@
 Every operation reserves gas when it is created (`reserved_gas`: its user operation's gas limits,
 or RELAYER_CALL_GAS for a relayer call); an operation that expired unsigned, or failed before it
 was sent, costs nothing. A creation that would go over a budget is refused before anything is
-written. Reservations are limits, not what was paid: the budgets are conservative."""
+written. Reservations are limits, not what was paid: the budgets are conservative.
+
+A payer's check and the row that records the reservation are one step (`reserving`): on
+PostgreSQL, creations for one payer take an advisory lock held until their transaction commits,
+so two requests near the limit cannot both see room for themselves."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -18,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache as django_cache
 from django.core.mail import send_mail
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from web3 import Web3
@@ -73,6 +80,21 @@ def budgets() -> list[Budget]:
         for payer in (RELAYER, PAYMASTER)
         for window, length in WINDOWS.items()
     ]
+
+
+@contextlib.contextmanager
+def reserving(*, payer: str, gas: int) -> Iterator[None]:
+    """Refuse (429 `budget_exhausted`) what would overrun one of `payer`'s budgets; otherwise let
+    the caller write the operation that reserves `gas`, other creations for `payer` waiting until
+    it commits."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", [zlib.crc32(f"budget:{payer}".encode())]
+                )
+        ensure_within_budget(payer=payer, gas=gas)
+        yield
 
 
 def ensure_within_budget(*, payer: str, gas: int) -> None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from eth_utils import to_checksum_address
 
 from chain import userops
-from chain.budgets import PAYMASTER, RELAYER, RELAYER_CALL_GAS, ensure_within_budget
+from chain.budgets import PAYMASTER, RELAYER, RELAYER_CALL_GAS, reserving
 from chain.client import ChainUnavailable, call_chain, entry_point, node, relayer_account
 from chain.models import ChainOperation
 from chain.ownership import changes_ownership
@@ -124,24 +124,24 @@ def create_user_operation(
         verification_gas_limit=PAYMASTER_VERIFICATION_GAS_LIMIT,
     )
     reserved_gas = userops.total_gas_limit(op)
-    ensure_within_budget(payer=PAYMASTER, gas=reserved_gas)
     op_hash = userops.user_operation_hash(op, entry_point=contract_.address, chain_id=chain_id)
-    now = timezone.now()
-    operation, _created = _create_once(
-        idempotency_key,
-        kind=kind,
-        label=label,
-        status=Status.AWAITING_SIGNATURE,
-        chain_id=chain_id,
-        account=sender,
-        details=details,
-        user_operation=userops.user_operation_to_json(op),
-        user_op_hash="0x" + op_hash.hex(),
-        reserved_gas=reserved_gas,
-        expires_at=now + settings.PORTAL_CEREMONY_TTL,
-        tx_to=contract_.address,
-        created_at=now,
-    )
+    with reserving(payer=PAYMASTER, gas=reserved_gas):
+        now = timezone.now()
+        operation, _created = _create_once(
+            idempotency_key,
+            kind=kind,
+            label=label,
+            status=Status.AWAITING_SIGNATURE,
+            chain_id=chain_id,
+            account=sender,
+            details=details,
+            user_operation=userops.user_operation_to_json(op),
+            user_op_hash="0x" + op_hash.hex(),
+            reserved_gas=reserved_gas,
+            expires_at=now + settings.PORTAL_CEREMONY_TTL,
+            tx_to=contract_.address,
+            created_at=now,
+        )
     return operation
 
 
@@ -167,22 +167,22 @@ def create_relayer_call(
     existing = _existing(idempotency_key)
     if existing is not None:
         return existing
-    ensure_within_budget(payer=RELAYER, gas=RELAYER_CALL_GAS)
-    now = timezone.now()
-    operation, created = _create_once(
-        idempotency_key,
-        kind=kind,
-        label=label,
-        status=Status.SIGNED,
-        chain_id=settings.CHAIN_ID,
-        account=to_checksum_address(account) if account else "",
-        details=details,
-        tx_to=to_checksum_address(to),
-        tx_data=bytes(data),
-        reserved_gas=RELAYER_CALL_GAS,
-        created_at=now,
-        signed_at=now,
-    )
+    with reserving(payer=RELAYER, gas=RELAYER_CALL_GAS):
+        now = timezone.now()
+        operation, created = _create_once(
+            idempotency_key,
+            kind=kind,
+            label=label,
+            status=Status.SIGNED,
+            chain_id=settings.CHAIN_ID,
+            account=to_checksum_address(account) if account else "",
+            details=details,
+            tx_to=to_checksum_address(to),
+            tx_data=bytes(data),
+            reserved_gas=RELAYER_CALL_GAS,
+            created_at=now,
+            signed_at=now,
+        )
     if created:
         queue_submission(operation_id=operation.pk)
     return operation
@@ -256,26 +256,34 @@ def create_signed_user_operation(
 ) -> ChainOperation:
     """A user operation signed elsewhere (e.g. by a dapp's session key), created `signed` and
     queued for submission when the caller's transaction commits. Idempotent by its hash: the
-    same operation sent twice is one ChainOperation."""
+    same operation sent twice is one ChainOperation. One the paymaster sponsors reserves its gas
+    limits in the paymaster's budget (429 `budget_exhausted`)."""
     chain_id = settings.CHAIN_ID
     contract_ = entry_point(node())
     op_hash = userops.user_operation_hash(op, entry_point=contract_.address, chain_id=chain_id)
-    now = timezone.now()
-    operation, created = _create_once(
-        f"userop:{chain_id}:0x{op_hash.hex()}",
-        kind=kind,
-        label=label,
-        status=Status.SIGNED,
-        chain_id=chain_id,
-        account=op.sender,
-        details=details,
-        user_operation=userops.user_operation_to_json(op),
-        user_op_hash="0x" + op_hash.hex(),
-        tx_to=contract_.address,
-        tx_data=handle_ops_data(op, beneficiary=relayer_account().address),
-        created_at=now,
-        signed_at=now,
-    )
+    idempotency_key = f"userop:{chain_id}:0x{op_hash.hex()}"
+    existing = _existing(idempotency_key)
+    if existing is not None:
+        return existing
+    reserved_gas = userops.total_gas_limit(op) if op.paymaster_and_data else 0
+    with reserving(payer=PAYMASTER, gas=reserved_gas):
+        now = timezone.now()
+        operation, created = _create_once(
+            idempotency_key,
+            kind=kind,
+            label=label,
+            status=Status.SIGNED,
+            chain_id=chain_id,
+            account=op.sender,
+            details=details,
+            user_operation=userops.user_operation_to_json(op),
+            user_op_hash="0x" + op_hash.hex(),
+            reserved_gas=reserved_gas,
+            tx_to=contract_.address,
+            tx_data=handle_ops_data(op, beneficiary=relayer_account().address),
+            created_at=now,
+            signed_at=now,
+        )
     if created:
         queue_submission(operation_id=operation.pk)
     return operation

@@ -1,15 +1,18 @@
 """What the portal pays on chain is bounded: relayer and paymaster gas per hour and day, sponsored
 operations per person per day; balances in /healthz; operators told when it runs low."""
 
+import threading
+import time
 from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import SmartAccount, User
-from chain.budgets import RELAYER_CALL_GAS, budgets, check_budgets
+from chain.budgets import RELAYER, RELAYER_CALL_GAS, budgets, check_budgets, reserving
 from chain.devtools.authenticator import SoftAuthenticator
 from chain.models import ChainOperation
 from passkeys.approvals import request_approval
@@ -122,3 +125,62 @@ def test_operators_are_emailed_once_a_day_when_a_budget_or_balance_runs_low(
     assert "relayer budget per hour" in mail.outbox[0].subject
     check_budgets()
     assert len(mail.outbox) == 2  # told once a day
+
+
+def _new_deployment(key: str) -> None:
+    ChainOperation.objects.create(
+        kind="deploy_account",
+        status=ChainOperation.Status.SIGNED,
+        chain_id=31337,
+        idempotency_key=key,
+        reserved_gas=RELAYER_CALL_GAS,
+    )
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return bool(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_near_the_limit_cannot_both_pass(settings: Any) -> None:
+    """The second request checks the budget while the first has reserved but not committed: it
+    waits for the first, then sees it, and is refused. Checked and written one at a time."""
+    settings.CHAIN_RELAYER_GAS_PER_HOUR = RELAYER_CALL_GAS * 3 // 2
+    first_reserved, first_may_commit = threading.Event(), threading.Event()
+    outcome: dict[str, str] = {}
+
+    def first() -> None:
+        try:
+            with reserving(payer=RELAYER, gas=RELAYER_CALL_GAS):
+                _new_deployment("first")
+                first_reserved.set()
+                first_may_commit.wait(30)
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            with reserving(payer=RELAYER, gas=RELAYER_CALL_GAS):
+                _new_deployment("second")
+            outcome["second"] = "created"
+        except PortalError as exc:
+            outcome["second"] = exc.code
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_reserved.wait(30)
+    threads[1].start()
+    # Let the second request get as far as it can while the first is still open: done (no
+    # lock: it saw room) or waiting for the first's lock.
+    deadline = time.monotonic() + 30
+    while "second" not in outcome and not _waiting_on_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first_may_commit.set()
+    for thread in threads:
+        thread.join(30)
+    assert outcome["second"] == "budget_exhausted"
+    assert list(ChainOperation.objects.values_list("idempotency_key", flat=True)) == ["first"]

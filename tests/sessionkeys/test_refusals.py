@@ -259,3 +259,18 @@ def test_status_of_unknown_or_malformed_hashes(world: World) -> None:
         format="json",
     )
     assert (prepare.status_code, prepare.json()["code"]) == (404, "session_not_found")
+
+
+def test_the_relay_stops_at_the_paymasters_budget(world: World, settings: Any) -> None:
+    session = world.active_session()
+    signed = world.sign(world.prepare(session, value=1).json(), session)
+    settings.CHAIN_PAYMASTER_GAS_PER_HOUR = 1  # what the session's approval reserved is over it
+    refused = world.send(signed)
+    assert (refused.status_code, refused.json()["code"]) == (429, "budget_exhausted")
+    assert not ChainOperation.objects.filter(kind="session_operation").exists()
+
+    settings.CHAIN_PAYMASTER_GAS_PER_HOUR = 10**12
+    accepted = world.send(signed)
+    assert accepted.status_code == 202, accepted.content
+    operation = ChainOperation.objects.get(kind="session_operation")
+    assert operation.reserved_gas > 0  # counted against the paymaster's budget from now on
