@@ -68,16 +68,19 @@ def request_approval(
         raise NotFound("account_not_found", "No such account.")
     if account.status != SmartAccount.Status.DEPLOYED:
         raise Conflict("account_not_deployed", "The account is not deployed on chain yet.")
-    existing = ChainOperation.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is None and (
-        sponsored_operations_today(user=user) >= settings.PORTAL_SPONSORED_OPERATIONS_PER_DAY
-    ):
-        raise PortalError(
-            "sponsorship_limit_reached",
-            "You have asked for as many changes on chain as a day allows: try again tomorrow.",
-            status=429,
-        )
     with transaction.atomic():
+        # One request of a person at a time past this point, so two cannot both take the last
+        # sponsored operation of the day.
+        User.objects.select_for_update().only("pk").get(pk=user.pk)
+        existing = ChainOperation.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None and (
+            sponsored_operations_today(user=user) >= settings.PORTAL_SPONSORED_OPERATIONS_PER_DAY
+        ):
+            raise PortalError(
+                "sponsorship_limit_reached",
+                "You have asked for as many changes on chain as a day allows: try again tomorrow.",
+                status=429,
+            )
         operation = create_user_operation(
             account=account.address,
             kind=kind,
