@@ -8,9 +8,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from portal.client_info import ClientInfo
 from portal.errors import PortalError
 from sessionkeys.models import CallBundle, DappConnection, RelayedOperation, Session, SessionPreset
-from sessionkeys.services import REVOCABLE, revoke_sessions
+from sessionkeys.services import REVOCABLE, revoke_sessions, suspend_sessions
 
 
 class ReadOnly(admin.ModelAdmin[Any]):
@@ -37,15 +38,27 @@ class SessionAdmin(ReadOnly):
     )
     date_hierarchy = "created_at"
     list_select_related = ("account",)
-    actions = ["ask_owner_to_revoke"]
+    actions = ["suspend_and_ask_owner_to_revoke"]
     readonly_fields = [field.name for field in Session._meta.fields]
 
-    @admin.action(description="Ask the owners to revoke the selected sessions (passkey-approved)")
-    def ask_owner_to_revoke(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
-        """The account's owner signs revocations: this creates the revokeKeys operation that
-        waits for their passkey on their account page."""
+    @admin.action(
+        description="Suspend the selected sessions in the relay and ask their owners to revoke "
+        "them (passkey-approved)"
+    )
+    def suspend_and_ask_owner_to_revoke(
+        self, request: HttpRequest, queryset: QuerySet[Session]
+    ) -> None:
+        """Only the account's owner can revoke a key on chain: the portal stops sponsoring the
+        sessions at once and creates the revokeKeys operation that waits for the owner's passkey
+        on their sessions page."""
+        chosen = list(queryset.filter(status__in=REVOCABLE).select_related("account__user"))
+        suspend_sessions(
+            sessions=chosen,
+            operator=request.user.get_username(),
+            client=ClientInfo.from_request(request),
+        )
         owners: dict[int, list[Session]] = {}
-        for session in queryset.filter(status__in=REVOCABLE).select_related("account__user"):
+        for session in chosen:
             owners.setdefault(session.account.user_id, []).append(session)
         for sessions in owners.values():
             try:

@@ -109,6 +109,7 @@ class SessionOutput(serializers.ModelSerializer[Session]):
             "approved_at",
             "revoked_at",
             "expired_at",
+            "suspended_at",
             "create_operation",
             "revoke_operation",
         ]

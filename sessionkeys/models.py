@@ -46,6 +46,9 @@ class Session(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)  # active on chain
     revoked_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+    # Set by an operator (admin): the relay sponsors nothing more for it, whatever the chain says,
+    # while the owner's passkey-approved revocation waits.
+    suspended_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -90,6 +90,13 @@ def _refuse(session: Session, *, code: str, detail: str, client: ClientInfo | No
 
 
 def _check_status(session: Session, *, client: ClientInfo | None) -> None:
+    if session.suspended_at is not None:
+        raise _refuse(
+            session,
+            code="session_suspended",
+            detail="An operator suspended this session; its owner is asked to revoke it.",
+            client=client,
+        )
     if session.status == Session.Status.PENDING_APPROVAL:
         raise _refuse(
             session,

@@ -296,6 +296,27 @@ IN_FLIGHT = (
 )
 
 
+def suspend_sessions(*, sessions: list[Session], operator: str, client: ClientInfo | None) -> None:
+    """An operator stops the relay for these sessions now (the chain still accepts their key
+    until the owner revokes it); each owner's activity log says so."""
+    now = timezone.now()
+    for session in sessions:
+        if session.suspended_at is not None:
+            continue
+        with transaction.atomic():
+            Session.objects.filter(pk=session.pk).update(suspended_at=now)
+            session.suspended_at = now
+            record_event(
+                kind=AuditEvent.Kind.SESSION_REVOKE_REQUESTED,
+                user=session.account.user,
+                client=client,
+                session_id=session.pk,
+                origin=session.origin,
+                action="suspended_by_operator",
+                operator=operator,
+            )
+
+
 def revoke_sessions(
     *, user: User, session_ids: Iterable[int] | None, client: ClientInfo | None
 ) -> ChainOperation:

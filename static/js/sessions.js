@@ -89,6 +89,15 @@ async function card(session) {
   const meta = document.createElement("p");
   meta.textContent = `${STATUS[session.status] || session.status} · until ${session.expires_at.replace("T", " ").slice(0, 16)} UTC · key ${session.signer}`;
   article.append(title, meta);
+  if (session.suspended_at && OPEN.has(session.status)) {
+    const warning = document.createElement("p");
+    warning.className = "flag flag-danger";
+    warning.dataset.flag = "suspended";
+    warning.setAttribute("role", "alert");
+    warning.textContent =
+      "An operator suspended this session: the portal relays nothing more for it, but its key still works on chain until you revoke it.";
+    article.append(warning);
+  }
   if (OPEN.has(session.status)) {
     const detail = await requestJSON("GET", `${page.dataset.sessionsUrl}/${session.id}`);
     for (const limit of detail.limits) article.append(limitRow(limit));
