@@ -203,6 +203,15 @@ def simulate_bundle(
             if isinstance(exc, Web3RPCError) and "revert" not in message.lower():
                 raise ChainUnavailable(message) from exc
             index, reason = failed_index(revert_data(exc))
+            if (
+                index is not None
+                and 0 < index < len(kept)
+                and not simulate(w3, kept[index], sender)[1]
+            ):
+                # It passes alone: the bundle ran out of gas there (the node runs the
+                # simulation under the per-transaction cap). The ones before it go now.
+                kept = kept[:index]
+                continue
             if index is not None and 0 <= index < len(kept):
                 dropped.append((kept.pop(index), reason))
                 continue

@@ -167,6 +167,29 @@ def test_deployments_go_in_one_relayer_batch_and_one_that_would_revert_is_droppe
     ) >= {account.address for account in accounts}
 
 
+def test_more_deployments_than_one_transaction_can_hold_all_confirm(
+    pipeline_kit: PipelineKit, w3: Web3, settings: Any
+) -> None:
+    # Some 400,000 gas each: 64 of them need more than the block's gas limit (30M), let alone
+    # EIP-7825's per-transaction cap (2**24). The simulation runs out of gas part-way, and the
+    # deployment it stopped at is not a bad one.
+    settings.CHAIN_BUNDLE_MAX_OPS = 64
+    ids = []
+    for i in range(64):
+        user = pipeline_kit.user(f"hal{i}")
+        _account, operation = pipeline_kit.deployment(user, pipeline_kit.passkey(user))
+        ids.append(operation.pk)
+    before = relayer_count(w3)
+    submit(operation_id=ids[0])
+    assert not ChainOperation.objects.filter(pk__in=ids, status=Status.FAILED).exists()
+    first = ChainOperation.objects.filter(pk__in=ids).exclude(tx_hash="").count()
+    assert 1 < first < len(ids)
+    after = settle_all(ids)
+    assert {op.status for op in after.values()} == {Status.CONFIRMED}
+    assert {op.revert_reason for op in after.values()} == {""}
+    assert relayer_count(w3) - before < len(ids)
+
+
 def test_a_stuck_bundle_is_replaced_as_one_transaction(
     pipeline_kit: PipelineKit, w3: Web3, anvil: devnet.Anvil, settings: Any
 ) -> None:
