@@ -82,6 +82,11 @@ def main() -> None:
             "REDIS_URL": redis.url,
             "DJANGO_LOG_LEVEL": "WARNING",
             "BENCH_STATS_DIR": str(logs),
+            # The gas budgets are not what this measures (1,200 operations exceed the default).
+            "CHAIN_RELAYER_GAS_PER_HOUR": str(10**12),
+            "CHAIN_RELAYER_GAS_PER_DAY": str(10**12),
+            "CHAIN_PAYMASTER_GAS_PER_HOUR": str(10**12),
+            "CHAIN_PAYMASTER_GAS_PER_DAY": str(10**12),
         }
     )
     if args.profile is not None:
@@ -263,7 +268,7 @@ def run(
             if time.monotonic() > deadline:
                 raise SystemExit(f"workers did not start; logs in {logs}")
         stats_label = f"{label.split()[0]}-{worker_count}"
-        worker_stats(names, f"{stats_label}-start")  # the pool processes are up and counting
+        worker_stats(names, f"start-{stats_label}")  # the pool processes are up and counting
         worker_cpu, database_cpu, anvil_cpu = CpuMeter(), CpuMeter(), CpuMeter()
         worker_pids = [pid for process in workers for pid in process_tree(process.pid)]
         worker_cpu.start(worker_pids)
@@ -289,7 +294,7 @@ def run(
         failed = ChainOperation.objects.filter(pk__in=ids).exclude(status="confirmed").count()
         if failed:
             raise SystemExit(f"{failed} operations did not confirm; logs in {logs}")
-        queries, tasks = worker_stats(names, stats_label)
+        queries, tasks = worker_stats(names, f"end-{stats_label}")
         while workers:
             stop_process(workers.pop())
         return Measure(

@@ -28,7 +28,9 @@ def _count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any
 
 
 def _counted(sender: Any, connection: Any, **kwargs: Any) -> None:
-    connection.execute_wrappers.append(_count)
+    # Once per connection object: Django reuses it when it reconnects.
+    if _count not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_count)
 
 
 @worker_process_init.connect
