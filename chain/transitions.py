@@ -66,7 +66,7 @@ def transition(
         setattr(operation, name, value)
     operation.save()
     transaction.on_commit(
-        lambda: operation_changed.send(sender=ChainOperation, operation=operation)
+        lambda: operation_changed.send(sender=ChainOperation, operations=[operation])
     )
     return operation
 
@@ -78,17 +78,22 @@ def transition_many(
     to: str,
     expect: str,
     fields: Mapping[int, Mapping[str, Any]] | None = None,
+    partial: bool = False,
     **common: Any,
 ) -> list[ChainOperation]:
     """Move every operation of a bundle from `expect` to `to` in one statement, under their row
-    locks: `common` fields for all, `fields[id]` for one. All or none: TransitionRefused (nothing
-    changed) when any of them is not in `expect` any more."""
+    locks: `common` fields for all, `fields[id]` for one; returns them, moved. All or none:
+    TransitionRefused (nothing changed) when any of them is not in `expect` any more; with
+    `partial`, those are left as they are (someone else moved them) and the others move."""
     fields = fields or {}
-    operations = list(
+    locked = list(
         ChainOperation.objects.select_for_update().filter(pk__in=operation_ids).order_by("pk")
     )
-    if len(operations) != len(set(operation_ids)):
+    if len(locked) != len(set(operation_ids)):
         raise ChainOperation.DoesNotExist(f"operations {sorted(operation_ids)}")
+    operations = [op for op in locked if op.status == expect] if partial else locked
+    if not operations:
+        return []
     now = timezone.now()
     shared: dict[str, Any] = {"status": to, "updated_at": now, **common}
     if to in TIMESTAMP_OF:
@@ -110,8 +115,7 @@ def transition_many(
     def announce() -> None:
         # The receivers' writes (read models) of the whole bundle in one transaction.
         with transaction.atomic():
-            for operation in operations:
-                operation_changed.send(sender=ChainOperation, operation=operation)
+            operation_changed.send(sender=ChainOperation, operations=operations)
 
     transaction.on_commit(announce)
     return operations

@@ -370,30 +370,15 @@ def move_bundle(
     **common: object,
 ) -> dict[int, ChainOperation]:
     """Move operations of a bundle that are all in one state; one that moved meanwhile is left as
-    it is (the others still move). Returns id → the operation after."""
+    it is (the others still move). Returns id → the operation after, for those moved."""
     if not operations:
         return {}
-    expect = operations[0].status
-    try:
-        moved = transition_many(
-            operation_ids=[op.pk for op in operations],
-            to=to,
-            expect=expect,
-            fields=fields,
-            **common,
-        )
-        return {op.pk: op for op in moved}
-    except TransitionRefused:
-        result = {}
-        for operation in operations:
-            try:
-                result[operation.pk] = transition(
-                    operation_id=operation.pk,
-                    to=to,
-                    expect=expect,
-                    **common,
-                    **(fields or {}).get(operation.pk, {}),
-                )
-            except TransitionRefused as exc:
-                result[operation.pk] = exc.operation
-        return result
+    moved = transition_many(
+        operation_ids=[op.pk for op in operations],
+        to=to,
+        expect=operations[0].status,
+        fields=fields,
+        partial=True,
+        **common,
+    )
+    return {op.pk: op for op in moved}

@@ -25,10 +25,13 @@ Status = ChainOperation.Status
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a submit or track step left behind: the status, and whether to look again later."""
+    """What a submit or track step left behind: the operation's status, whether it is still in
+    flight, and which operation to track later to move it on (None: nothing for this caller to
+    follow; an operation of a bundle is moved with the bundle's first one)."""
 
     status: str
     pending: bool
+    follow: int | None = None
 
 
 # --- dispatch ------------------------------------------------------------------------------------
@@ -262,13 +265,18 @@ def submit(*, operation_id: int) -> Outcome:
     A user operation goes to the ERC-4337 bundler when CHAIN_BUNDLER_URL is set; otherwise it,
     and any account deployment, goes in a relayer bundle (chain.pipeline.bundles) with the other
     signed operations of its kind, or alone."""
-    from chain.pipeline.track import track
+    from chain.pipeline.track import track, track_loaded
 
     operation = ChainOperation.objects.filter(pk=operation_id).first()
     if operation is None:
         return Outcome("missing", pending=False)
     if operation.status != Status.SIGNED:
-        return track(operation_id=operation_id)
+        if operation.bundle_index:
+            # Sent in a bundle by another operation's submission, which follows the bundle
+            # (the tick, when that one is lost): tracking this one too would only repeat it.
+            in_flight = operation.status in (Status.SUBMITTED, Status.INCLUDED)
+            return Outcome(operation.status, pending=in_flight)
+        return track_loaded(operation)
     w3 = node()
     if operation.user_operation is not None and settings.CHAIN_BUNDLER_URL:
         from chain.pipeline import bundler
@@ -280,8 +288,14 @@ def submit(*, operation_id: int) -> Outcome:
 
         kind = bundles.bundle_kind(operation)
         if kind is not None:
-            bundles.submit_bundle(w3, operation_id=operation_id, kind=kind)
-            return track(operation_id=operation_id)
+            sent = bundles.submit_bundle(w3, operation_id=operation_id, kind=kind)
+            if not sent or operation_id in sent:
+                return track(operation_id=operation_id)
+            # Another worker holds this one: follow the bundle sent instead.
+            followed = track(operation_id=sent[0])
+            status = ChainOperation.objects.values_list("status", flat=True).get(pk=operation_id)
+            in_flight = status in (Status.SUBMITTED, Status.INCLUDED)
+            return Outcome(status, pending=in_flight, follow=followed.follow)
     submit_alone(w3, operation_id=operation_id)
     return track(operation_id=operation_id)
 

@@ -46,10 +46,18 @@ EXECUTED_LOOKBACK_BLOCKS = 5000
 
 
 def track(*, operation_id: int) -> Outcome:
-    """Move a `submitted` or `included` operation on as far as the chain allows now."""
+    """Move a `submitted` or `included` operation (with the others of its bundle) on as far as
+    the chain allows now."""
     operation = ChainOperation.objects.filter(pk=operation_id).first()
     if operation is None:
         return Outcome("missing", pending=False)
+    return track_loaded(operation)
+
+
+def track_loaded(operation: ChainOperation) -> Outcome:
+    """`track` of an operation just read."""
+    if operation.status not in (Status.SUBMITTED, Status.INCLUDED):
+        return Outcome(operation.status, pending=False)
     w3 = node()
     if operation.status == Status.SUBMITTED and operation.submitted_via == "bundler":
         from chain.pipeline import bundler
@@ -59,9 +67,8 @@ def track(*, operation_id: int) -> Outcome:
         operation = _track_submitted(w3, operation)
     if operation.status == Status.INCLUDED:
         operation = _track_included(w3, operation)
-    return Outcome(
-        operation.status, pending=operation.status in (Status.SUBMITTED, Status.INCLUDED)
-    )
+    pending = operation.status in (Status.SUBMITTED, Status.INCLUDED)
+    return Outcome(operation.status, pending=pending, follow=operation.pk if pending else None)
 
 
 def _receipt(w3: Web3, tx_hash: str) -> Any:
