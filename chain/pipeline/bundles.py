@@ -186,11 +186,17 @@ def _reserve(kind: str, operations: Sequence[ChainOperation]) -> int:
     return reserve
 
 
-def simulate_bundle(
-    w3: Web3, kind: str, operations: list[ChainOperation]
-) -> tuple[int | None, list[ChainOperation], list[tuple[ChainOperation, str]]]:
-    """(gas limit, operations kept, (operation, reason) dropped). Drops each operation the
-    simulation names as failing, until the rest passes."""
+@dataclass
+class Simulated:
+    gas: int | None  # None: no bundle passes (see `kept`)
+    kept: list[ChainOperation]
+    dropped: list[tuple[ChainOperation, str]]  # (operation, why it would fail)
+    data: bytes = b""  # the calldata simulated for `kept`
+
+
+def simulate_bundle(w3: Web3, kind: str, operations: list[ChainOperation]) -> Simulated:
+    """The gas limit of a bundle of the operations, with each operation the simulation names as
+    failing dropped, until the rest passes."""
     kept = list(operations)
     dropped: list[tuple[ChainOperation, str]] = []
     sender = relayer_account().address
@@ -218,7 +224,7 @@ def simulate_bundle(
             # A revert that names no operation: simulate each alone, drop those that fail.
             failing = [(op, why) for op in kept for why in [simulate(w3, op, sender)[1]] if why]
             if not failing:  # each passes alone, not together: keep the first only
-                return None, kept[:1], dropped
+                return Simulated(None, kept[:1], dropped)
             dropped.extend(failing)
             kept = [op for op in kept if all(op.pk != bad.pk for bad, _ in failing)]
             continue
@@ -230,8 +236,8 @@ def simulate_bundle(
             fit = int((TX_GAS_CAP - reserve) / (1.2 * _gas_per_operation[kind]))
             kept = kept[: max(1, min(fit, len(kept) - 1))]
             continue
-        return gas, kept, dropped
-    return None, kept, dropped
+        return Simulated(gas, kept, dropped, data)
+    return Simulated(None, kept, dropped)
 
 
 @dataclass
@@ -275,7 +281,8 @@ def submit_bundle(w3: Web3, *, operation_id: int, kind: str) -> list[int]:
 def _store(w3: Web3, kind: str, claimed: list[ChainOperation]) -> _Plan:
     """In the caller's transaction, with the operations locked: simulate, fail those that would
     fail, and store the bundle's transaction on the rest (moved to `submitted`)."""
-    gas, kept, dropped = simulate_bundle(w3, kind, claimed)
+    simulated = simulate_bundle(w3, kind, claimed)
+    gas, kept, dropped = simulated.gas, simulated.kept, simulated.dropped
     for operation, reason in dropped:
         transition(
             operation_id=operation.pk,
@@ -292,7 +299,10 @@ def _store(w3: Web3, kind: str, claimed: list[ChainOperation]) -> _Plan:
             plan.alone = kept[0].pk
             plan.released = [op.pk for op in kept[1:]] + plan.released
         return plan
-    to, data = encode(w3, kind, kept, strict=False)
+    if kind == HANDLE_OPS:  # no strict mode: the calldata simulated
+        to, data = deployment_address("EntryPoint"), simulated.data
+    else:
+        to, data = encode(w3, kind, kept, strict=False)
     max_fee, priority = fees(w3)
     sender = relayer_account().address
     nonce = take_nonce(w3, sender)
@@ -308,8 +318,9 @@ def _store(w3: Web3, kind: str, claimed: list[ChainOperation]) -> _Plan:
                 "tx_hashes": [*op.tx_hashes, tx_hash],
                 "attempts": op.attempts + 1,
                 "bundle_index": index,
-                # The bundle's raw transaction is kept once, on its first operation.
-                "raw_transaction": raw if index == 0 else None,
+                # The bundle's raw transaction is kept once, on its first operation (a signed
+                # operation has none yet).
+                **({"raw_transaction": raw} if index == 0 else {}),
             }
             for index, op in enumerate(kept)
         },

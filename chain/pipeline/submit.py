@@ -267,15 +267,17 @@ def submit(*, operation_id: int) -> Outcome:
     signed operations of its kind, or alone."""
     from chain.pipeline.track import track, track_loaded
 
-    operation = ChainOperation.objects.filter(pk=operation_id).first()
-    if operation is None:
+    # Most nudges find their operation sent already in a bundle: its status first, cheaply.
+    found = ChainOperation.objects.filter(pk=operation_id).values_list("status", "bundle_index")
+    if not found:
         return Outcome("missing", pending=False)
+    status, bundle_index = found[0]
+    if status != Status.SIGNED and bundle_index:
+        # Sent in a bundle by another operation's submission, which follows the bundle (the
+        # tick, when that one is lost): tracking this one too would only repeat it.
+        return Outcome(status, pending=status in (Status.SUBMITTED, Status.INCLUDED))
+    operation = ChainOperation.objects.get(pk=operation_id)
     if operation.status != Status.SIGNED:
-        if operation.bundle_index:
-            # Sent in a bundle by another operation's submission, which follows the bundle
-            # (the tick, when that one is lost): tracking this one too would only repeat it.
-            in_flight = operation.status in (Status.SUBMITTED, Status.INCLUDED)
-            return Outcome(operation.status, pending=in_flight)
         return track_loaded(operation)
     w3 = node()
     if operation.user_operation is not None and settings.CHAIN_BUNDLER_URL:
