@@ -128,6 +128,7 @@ class Measure:
     seconds: float
     anvil_rate: float
     worker_cpu: float
+    main_cpu: float  # of worker_cpu: Celery's main processes (broker, dispatch to the pool)
     database_cpu: float
     anvil_cpu: float
     queries: int
@@ -269,9 +270,11 @@ def run(
                 raise SystemExit(f"workers did not start; logs in {logs}")
         stats_label = f"{label.split()[0]}-{worker_count}"
         worker_stats(names, f"start-{stats_label}")  # the pool processes are up and counting
-        worker_cpu, database_cpu, anvil_cpu = CpuMeter(), CpuMeter(), CpuMeter()
+        worker_cpu, main_cpu = CpuMeter(), CpuMeter()
+        database_cpu, anvil_cpu = CpuMeter(), CpuMeter()
         worker_pids = [pid for process in workers for pid in process_tree(process.pid)]
         worker_cpu.start(worker_pids)
+        main_cpu.start([process.pid for process in workers])
         database_cpu.start(database_backends(database, exclude=own_backend))
         anvil_cpu.start([anvil_pid])
         started = time.monotonic()
@@ -289,6 +292,7 @@ def run(
         load = os.getloadavg()[0]
         time.sleep(0.5)  # the tasks still running for operations already confirmed
         worker_cpu.stop([pid for process in workers for pid in process_tree(process.pid)])
+        main_cpu.stop([process.pid for process in workers])
         database_cpu.stop(database_backends(database, exclude=own_backend))
         anvil_cpu.stop([anvil_pid])
         failed = ChainOperation.objects.filter(pk__in=ids).exclude(status="confirmed").count()
@@ -304,6 +308,7 @@ def run(
             seconds=elapsed,
             anvil_rate=anvil_rate,
             worker_cpu=worker_cpu.seconds,
+            main_cpu=main_cpu.seconds,
             database_cpu=database_cpu.seconds,
             anvil_cpu=anvil_cpu.seconds,
             queries=queries,
@@ -361,7 +366,7 @@ def run(
     print(f"CHAIN_BUNDLE_MAX_OPS={bundle}; {transactions} relayer transactions in all")
     print(
         "| operation | workers | operations | seconds | confirmed/s | anvil transfers/s "
-        "| worker CPU ms/op | database CPU ms/op | anvil CPU ms/op | queries/op | tasks/op "
+        "| worker CPU ms/op (main) | database CPU ms/op | anvil CPU ms/op | queries/op | tasks/op "
         "| load (1 min) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -369,7 +374,8 @@ def run(
         per = 1000 / m.operations
         print(
             f"| {m.label} | {m.workers} | {m.operations} | {m.seconds:.2f} "
-            f"| {m.operations / m.seconds:.1f} | {m.anvil_rate:.0f} | {m.worker_cpu * per:.2f} "
+            f"| {m.operations / m.seconds:.1f} | {m.anvil_rate:.0f} "
+            f"| {m.worker_cpu * per:.2f} ({m.main_cpu * per:.2f}) "
             f"| {m.database_cpu * per:.2f} | {m.anvil_cpu * per:.2f} "
             f"| {m.queries / m.operations:.1f} | {m.tasks / m.operations:.2f} | {m.load:.2f} |"
         )

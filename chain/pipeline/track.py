@@ -25,6 +25,7 @@ from chain.pipeline.submit import (
     decode_revert,
     fail_simulation,
     fees,
+    rpc,
     send,
     sign_call,
     simulate,
@@ -339,14 +340,14 @@ def _resubmit_with_new_nonce(w3: Web3, operation: ChainOperation) -> ChainOperat
 
 
 def _confirmations(w3: Web3, block_number: int) -> int:
-    head = int(call_chain(lambda: w3.eth.block_number))
+    head = int(rpc(w3, "eth_blockNumber", []), 16)
     return head - block_number + 1
 
 
 def _track_included(w3: Web3, operation: ChainOperation) -> ChainOperation:
     assert operation.block_number is not None  # noqa: S101 - included operations have one
-    block = call_chain(w3.eth.get_block, operation.block_number)
-    on_chain = block is not None and "0x" + bytes(block["hash"]).hex() == operation.block_hash
+    block = rpc(w3, "eth_getBlockByNumber", [hex(operation.block_number), False])
+    on_chain = block is not None and str(block["hash"]).lower() == operation.block_hash
     operations = bundle_of(operation) if operation.submitted_via == "relayer" else [operation]
     if not on_chain:
         logger.warning(

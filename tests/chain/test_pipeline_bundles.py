@@ -14,6 +14,7 @@ from chain.client import relayer_account
 from chain.devtools import devnet
 from chain.indexer import index_chain
 from chain.models import ChainEvent, ChainOperation
+from chain.pipeline.bundles import RELAYER_CALLS, encode, lenient
 from chain.pipeline.create import attach_signature, create_relayer_call
 from chain.pipeline.submit import submit
 from chain.pipeline.track import track
@@ -236,3 +237,16 @@ def test_a_bundle_size_of_one_sends_each_operation_alone(
         w3.eth.get_transaction(HexStr(op.tx_hash))["to"] == pipeline_kit.addresses["MSAFactory"]
         for op in after.values()
     )
+
+
+def test_a_bundle_of_deployments_is_sent_without_the_strict_flag_it_was_simulated_with(
+    pipeline_kit: PipelineKit,
+) -> None:
+    operations = []
+    for i in range(3):
+        user = pipeline_kit.user(f"ivy{i}")
+        operations.append(pipeline_kit.deployment(user, pipeline_kit.passkey(user))[1])
+    _to, strict = encode(pipeline_kit.w3, RELAYER_CALLS, operations, strict=True)
+    _to, relaxed = encode(pipeline_kit.w3, RELAYER_CALLS, operations, strict=False)
+    assert strict != relaxed
+    assert lenient(strict) == relaxed
