@@ -1,9 +1,10 @@
 """Smart accounts: one per person and chain, its address known at sign-up, deployed by the relayer
 with the sign-up passkey already installed in the WebAuthnValidator.
 
-`SmartAccount.status` changes only through `transition_account`, whose allowed moves are written
-once in ACCOUNT_TRANSITIONS; its writers are the deployment's operation (`follow_deployment`)
-and the indexer's AccountDeployed events (`follow_indexed_deployments`)."""
+`SmartAccount.status` changes only through `transition_account` (or `transition_accounts`, many
+in one statement), whose allowed moves are written once in ACCOUNT_TRANSITIONS; its writers are
+the deployment's operation (`follow_deployment`) and the indexer's AccountDeployed events
+(`follow_indexed_deployments`)."""
 
 import logging
 import secrets
@@ -190,29 +191,71 @@ def watch_on_chain(sender: Any, instance: SmartAccount, created: bool, **kwargs:
         watch_account(chain_id=instance.chain_id, address=instance.address)
 
 
+def transition_accounts(
+    *, account_ids: Iterable[int], to: str, expect: Iterable[str], **fields: Any
+) -> list[SmartAccount]:
+    """Move, in one statement, those of the accounts that are (under their row locks) in one of
+    the `expect` statuses and may go to `to`, setting `fields` with it; returns them, moved."""
+    ids = list(account_ids)
+    allowed = {status for status in expect if to in ACCOUNT_TRANSITIONS[status]}
+    if not ids or not allowed:
+        return []
+    with transaction.atomic():
+        moved = list(
+            SmartAccount.objects.select_for_update()
+            .select_related("user")
+            .filter(pk__in=ids, status__in=allowed)
+            .order_by("pk")
+        )
+        changes = {"status": to, "updated_at": timezone.now(), **fields}
+        SmartAccount.objects.filter(pk__in=[account.pk for account in moved]).update(**changes)
+    for account in moved:
+        for name, value in changes.items():
+            setattr(account, name, value)
+    return moved
+
+
 @receiver(operation_changed)
-def follow_deployment(sender: Any, operation: ChainOperation, **kwargs: Any) -> None:
-    """Keep the account's status in step with its latest deployment attempt; once it is deployed,
-    tell the apps above (smart_account_deployed)."""
-    if operation.kind != DEPLOY_ACCOUNT or not operation.account:
-        return
-    if operation.status not in (ChainOperation.Status.CONFIRMED, ChainOperation.Status.FAILED):
-        return  # nothing changes for the account while it is on its way
-    account = (
-        SmartAccount.objects.select_related("user")
-        .filter(chain_id=operation.chain_id, address=operation.account)
-        .first()
+def follow_deployment(sender: Any, operations: list[ChainOperation], **kwargs: Any) -> None:
+    """Keep each account's status in step with its latest deployment attempt; once it is
+    deployed, tell the apps above (smart_account_deployed). A bundle's deployments together."""
+    finished = {
+        operation.pk: operation
+        for operation in operations
+        if operation.kind == DEPLOY_ACCOUNT
+        and operation.account
+        and operation.status in (ChainOperation.Status.CONFIRMED, ChainOperation.Status.FAILED)
+    }
+    if not finished:
+        return  # nothing changes for an account while its deployment is on its way
+    # An account follows only its latest attempt (the one it points to).
+    outcome_of: dict[int, str] = {}
+    accounts = []
+    for account in SmartAccount.objects.select_related("user").filter(
+        deployment_id__in=list(finished)
+    ):
+        operation = finished[account.deployment_id or 0]
+        if account.chain_id == operation.chain_id and account.address == operation.account:
+            outcome_of[account.pk] = operation.status
+            accounts.append(account)
+    confirmed = [a for a in accounts if outcome_of[a.pk] == ChainOperation.Status.CONFIRMED]
+    failed = [a for a in accounts if outcome_of[a.pk] == ChainOperation.Status.FAILED]
+    moved = {
+        account.pk: account
+        for account in transition_accounts(
+            account_ids=[account.pk for account in confirmed if account.status != Status.DEPLOYED],
+            to=Status.DEPLOYED,
+            expect=[status for status in Status if status != Status.DEPLOYED],
+            deployed_at=timezone.now(),
+        )
+    }
+    for account in confirmed:
+        smart_account_deployed.send(sender=SmartAccount, account=moved.get(account.pk, account))
+    transition_accounts(
+        account_ids=[account.pk for account in failed if account.status == Status.DEPLOYING],
+        to=Status.FAILED,
+        expect=[Status.DEPLOYING],
     )
-    if account is None or account.deployment_id != operation.pk:
-        return  # an older attempt
-    if operation.status == ChainOperation.Status.CONFIRMED:
-        if account.status != Status.DEPLOYED:
-            transition_account(
-                account_id=account.pk, to=Status.DEPLOYED, deployed_at=timezone.now()
-            )
-        smart_account_deployed.send(sender=SmartAccount, account=account)
-    elif operation.status == ChainOperation.Status.FAILED and account.status == Status.DEPLOYING:
-        transition_account(account_id=account.pk, to=Status.FAILED)
 
 
 @receiver(events_indexed)

@@ -22,24 +22,12 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-
-def fresh_database(server_url: str, name: str) -> str:
-    """A new empty database `name` on the server of `server_url` (dropped first)."""
-    import psycopg
-
-    parts = urlsplit(server_url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
+from bench.support import fresh_database  # noqa: E402 - after the path is set
 
 ORIGIN = "http://localhost:8001"
 RECIPIENT = "0x000000000000000000000000000000000000bEEF"

@@ -2,7 +2,8 @@
 
 from django.dispatch import Signal
 
-# After an operation's status change commits, with `operation=` (a ChainOperation).
+# After status changes commit, with `operations=`: the ChainOperations moved together (one, or
+# the operations of a bundle), each as it is now. Receivers handle them as one batch.
 operation_changed = Signal()
 
 # Inside the indexer's batch transaction, after stored events changed (added, or removed by a

@@ -46,8 +46,8 @@ def submit_operation(self: Task, operation_id: int) -> str:  # type: ignore[type
     except ChainUnavailable as exc:
         _chain_unavailable(operation_id, exc)
         raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
-    if outcome.pending:
-        track_operation.apply_async((operation_id,), countdown=0.2)
+    if outcome.follow is not None:
+        track_operation.apply_async((outcome.follow,), countdown=0.2)
     return outcome.status
 
 

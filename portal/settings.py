@@ -389,6 +389,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers keep their database connection from one task to the next, as web workers do between
+# requests (Celery's Django fixup otherwise opens a new one for every task, which cost the
+# pipeline more than its queries); portal.celery closes one past CONN_MAX_AGE or unusable.
+CELERY_DB_REUSE_MAX = 1000
 # Workers log through LOGGING below (its filter redacts RPC URLs), not Celery's own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

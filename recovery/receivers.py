@@ -37,8 +37,9 @@ def follow_executor_events(
 
 
 @receiver(operation_changed)
-def follow_operations(sender: Any, operation: ChainOperation, **kwargs: Any) -> None:
-    services.follow_operation(operation)
+def follow_operations(sender: Any, operations: list[ChainOperation], **kwargs: Any) -> None:
+    for operation in operations:
+        services.follow_operation(operation)
 
 
 @receiver(resilience_facts)

@@ -431,20 +431,21 @@ def follow_session_events(
 
 
 @receiver(operation_changed)
-def follow_create_operation(sender: Any, operation: ChainOperation, **kwargs: Any) -> None:
+def follow_create_operation(sender: Any, operations: list[ChainOperation], **kwargs: Any) -> None:
     """A createSession that expired unsigned or failed: its session was never created."""
-    if operation.kind != CREATE_SESSION or operation.status not in (
-        ChainOperation.Status.FAILED,
-        ChainOperation.Status.EXPIRED,
-    ):
-        return
-    for session in Session.objects.filter(
-        create_operation=operation, status=Status.PENDING_APPROVAL
-    ):
-        try:
-            transition_session(session_id=session.pk, to=Status.FAILED)
-        except SessionTransitionRefused:
+    for operation in operations:
+        if operation.kind != CREATE_SESSION or operation.status not in (
+            ChainOperation.Status.FAILED,
+            ChainOperation.Status.EXPIRED,
+        ):
             continue
+        for session in Session.objects.filter(
+            create_operation=operation, status=Status.PENDING_APPROVAL
+        ):
+            try:
+                transition_session(session_id=session.pk, to=Status.FAILED)
+            except SessionTransitionRefused:
+                continue
 
 
 def expire_sessions(*, now: datetime | None = None) -> int:

@@ -74,14 +74,17 @@ def start_celery_worker(
     log_dir: Path,
     loglevel: str = "INFO",
     beat: bool = False,
+    app: str = "portal",
+    queues: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """`celery --app portal worker` (one prefork process) named `name`, logging to log_dir.
-    The caller waits for it to answer a ping."""
+    """`celery --app portal worker` (one prefork process) named `name`, logging to log_dir;
+    `app`: another Celery app module (a benchmark's); `queues`: the ones it consumes besides the
+    default. The caller waits for it to answer a ping."""
     log = (log_dir / f"{name.split('@')[0]}.log").open("wb")
     args = [
         str(Path(sys.executable).parent / "celery"),
         "--app",
-        "portal",
+        app,
         "worker",
         "--concurrency",
         "1",
@@ -94,6 +97,8 @@ def start_celery_worker(
         "-n",
         name,
     ]
+    if queues:
+        args += ["--queues", ",".join(["celery", *queues])]
     if beat:
         args += ["--beat", "--schedule", str(log_dir / f"beat-{name.split('@')[0]}")]
     return subprocess.Popen(  # noqa: S603

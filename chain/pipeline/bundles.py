@@ -63,8 +63,12 @@ Status = ChainOperation.Status
 
 HANDLE_OPS = "handle_ops"
 RELAYER_CALLS = "relayer_calls"
-# A bundle's gas limit stays below EIP-7825's per-transaction cap (2**24), whatever the block's.
-TX_GAS_CAP = 16_000_000
+# A bundle's gas limit stays within EIP-7825's per-transaction cap, whatever the block's.
+TX_GAS_CAP = 2**24
+# A bundle's gas limit: what its simulation used, this much more (calls forward 63/64 of what is
+# left), and a fixed reserve.
+GAS_MARGIN = 1.2
+GAS_RESERVE = 50_000
 
 
 def bundle_kind(operation: ChainOperation) -> str | None:
@@ -127,6 +131,13 @@ def encode(
     return deployment_address("RelayerBatch"), data
 
 
+def lenient(strict_call_each: bytes) -> bytes:
+    """callEach(calls, false) from the calldata of callEach(calls, true): the flag is the second
+    word of the arguments' head (after the calls' offset), the rest is the same."""
+    flag = 4 + 32
+    return strict_call_each[:flag] + (0).to_bytes(32, "big") + strict_call_each[flag + 32 :]
+
+
 def failed_index(data: bytes) -> tuple[int | None, str]:
     """(index of the operation that made the bundle revert, its reason), from FailedOp,
     FailedOpWithRevert or CallReverted; (None, reason) when the revert names none."""
@@ -142,7 +153,7 @@ def failed_index(data: bytes) -> tuple[int | None, str]:
 
 
 # The gas per operation of the last bundle of each kind simulated in this process: a bundle claims
-# no more operations than fit under TX_GAS_CAP (deployments: about 32 of ~390,000 gas).
+# no more operations than fit under TX_GAS_CAP (deployments: about 28 of ~490,000 gas).
 _gas_per_operation: dict[str, float] = {}
 
 
@@ -152,7 +163,8 @@ def claim_limit(kind: str) -> int:
     limit = int(settings.CHAIN_BUNDLE_MAX_OPS)
     per_operation = _gas_per_operation.get(kind)
     if per_operation:
-        limit = min(limit, max(2, int(TX_GAS_CAP * 0.9 / (1.2 * per_operation))))
+        fit = int((TX_GAS_CAP - GAS_RESERVE) / (GAS_MARGIN * per_operation))
+        limit = min(limit, max(2, fit))
     return limit
 
 
@@ -186,11 +198,17 @@ def _reserve(kind: str, operations: Sequence[ChainOperation]) -> int:
     return reserve
 
 
-def simulate_bundle(
-    w3: Web3, kind: str, operations: list[ChainOperation]
-) -> tuple[int | None, list[ChainOperation], list[tuple[ChainOperation, str]]]:
-    """(gas limit, operations kept, (operation, reason) dropped). Drops each operation the
-    simulation names as failing, until the rest passes."""
+@dataclass
+class Simulated:
+    gas: int | None  # None: no bundle passes (see `kept`)
+    kept: list[ChainOperation]
+    dropped: list[tuple[ChainOperation, str]]  # (operation, why it would fail)
+    data: bytes = b""  # the calldata simulated for `kept`
+
+
+def simulate_bundle(w3: Web3, kind: str, operations: list[ChainOperation]) -> Simulated:
+    """The gas limit of a bundle of the operations, with each operation the simulation names as
+    failing dropped, until the rest passes."""
     kept = list(operations)
     dropped: list[tuple[ChainOperation, str]] = []
     sender = relayer_account().address
@@ -203,26 +221,35 @@ def simulate_bundle(
             if isinstance(exc, Web3RPCError) and "revert" not in message.lower():
                 raise ChainUnavailable(message) from exc
             index, reason = failed_index(revert_data(exc))
+            if (
+                index is not None
+                and 0 < index < len(kept)
+                and not simulate(w3, kept[index], sender)[1]
+            ):
+                # It passes alone: the bundle ran out of gas there (the node runs the
+                # simulation under the per-transaction cap). The ones before it go now.
+                kept = kept[:index]
+                continue
             if index is not None and 0 <= index < len(kept):
                 dropped.append((kept.pop(index), reason))
                 continue
             # A revert that names no operation: simulate each alone, drop those that fail.
             failing = [(op, why) for op in kept for why in [simulate(w3, op, sender)[1]] if why]
             if not failing:  # each passes alone, not together: keep the first only
-                return None, kept[:1], dropped
+                return Simulated(None, kept[:1], dropped)
             dropped.extend(failing)
             kept = [op for op in kept if all(op.pk != bad.pk for bad, _ in failing)]
             continue
-        reserve = _reserve(kind, kept) + 50_000
+        reserve = _reserve(kind, kept) + GAS_RESERVE
         _gas_per_operation[kind] = used / len(kept)
-        gas = used + used // 5 + reserve
+        gas = int(used * GAS_MARGIN) + reserve
         if gas > TX_GAS_CAP and len(kept) > 1:
             # As many as fit, by this run's gas per operation.
-            fit = int((TX_GAS_CAP - reserve) / (1.2 * _gas_per_operation[kind]))
+            fit = int((TX_GAS_CAP - reserve) / (GAS_MARGIN * _gas_per_operation[kind]))
             kept = kept[: max(1, min(fit, len(kept) - 1))]
             continue
-        return gas, kept, dropped
-    return None, kept, dropped
+        return Simulated(gas, kept, dropped, data)
+    return Simulated(None, kept, dropped)
 
 
 @dataclass
@@ -266,7 +293,8 @@ def submit_bundle(w3: Web3, *, operation_id: int, kind: str) -> list[int]:
 def _store(w3: Web3, kind: str, claimed: list[ChainOperation]) -> _Plan:
     """In the caller's transaction, with the operations locked: simulate, fail those that would
     fail, and store the bundle's transaction on the rest (moved to `submitted`)."""
-    gas, kept, dropped = simulate_bundle(w3, kind, claimed)
+    simulated = simulate_bundle(w3, kind, claimed)
+    gas, kept, dropped = simulated.gas, simulated.kept, simulated.dropped
     for operation, reason in dropped:
         transition(
             operation_id=operation.pk,
@@ -283,7 +311,10 @@ def _store(w3: Web3, kind: str, claimed: list[ChainOperation]) -> _Plan:
             plan.alone = kept[0].pk
             plan.released = [op.pk for op in kept[1:]] + plan.released
         return plan
-    to, data = encode(w3, kind, kept, strict=False)
+    if kind == HANDLE_OPS:  # no strict mode: the calldata simulated
+        to, data = deployment_address("EntryPoint"), simulated.data
+    else:
+        to, data = deployment_address("RelayerBatch"), lenient(simulated.data)
     max_fee, priority = fees(w3)
     sender = relayer_account().address
     nonce = take_nonce(w3, sender)
@@ -299,8 +330,9 @@ def _store(w3: Web3, kind: str, claimed: list[ChainOperation]) -> _Plan:
                 "tx_hashes": [*op.tx_hashes, tx_hash],
                 "attempts": op.attempts + 1,
                 "bundle_index": index,
-                # The bundle's raw transaction is kept once, on its first operation.
-                "raw_transaction": raw if index == 0 else None,
+                # The bundle's raw transaction is kept once, on its first operation (a signed
+                # operation has none yet).
+                **({"raw_transaction": raw} if index == 0 else {}),
             }
             for index, op in enumerate(kept)
         },
@@ -361,30 +393,15 @@ def move_bundle(
     **common: object,
 ) -> dict[int, ChainOperation]:
     """Move operations of a bundle that are all in one state; one that moved meanwhile is left as
-    it is (the others still move). Returns id → the operation after."""
+    it is (the others still move). Returns id → the operation after, for those moved."""
     if not operations:
         return {}
-    expect = operations[0].status
-    try:
-        moved = transition_many(
-            operation_ids=[op.pk for op in operations],
-            to=to,
-            expect=expect,
-            fields=fields,
-            **common,
-        )
-        return {op.pk: op for op in moved}
-    except TransitionRefused:
-        result = {}
-        for operation in operations:
-            try:
-                result[operation.pk] = transition(
-                    operation_id=operation.pk,
-                    to=to,
-                    expect=expect,
-                    **common,
-                    **(fields or {}).get(operation.pk, {}),
-                )
-            except TransitionRefused as exc:
-                result[operation.pk] = exc.operation
-        return result
+    moved = transition_many(
+        operation_ids=[op.pk for op in operations],
+        to=to,
+        expect=operations[0].status,
+        fields=fields,
+        partial=True,
+        **common,
+    )
+    return {op.pk: op for op in moved}

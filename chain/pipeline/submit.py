@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -13,6 +14,7 @@ from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.types import RPCEndpoint
 
 from chain.client import ChainUnavailable, call_chain, node, relayer_account
 from chain.models import ChainOperation, RelayerAccount
@@ -25,10 +27,13 @@ Status = ChainOperation.Status
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a submit or track step left behind: the status, and whether to look again later."""
+    """What a submit or track step left behind: the operation's status, whether it is still in
+    flight, and which operation to track later to move it on (None: nothing for this caller to
+    follow; an operation of a bundle is moved with the bundle's first one)."""
 
     status: str
     pending: bool
+    follow: int | None = None
 
 
 # --- dispatch ------------------------------------------------------------------------------------
@@ -58,12 +63,21 @@ def queue_submission(*, operation_id: int) -> None:
 MIN_PRIORITY_FEE = 1_000_000  # wei: 0.001 gwei, the floor on a dev chain
 
 
+def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
+    """One JSON-RPC call's raw result (hex strings): for the pipeline's hot paths, where web3's
+    result formatters cost more CPU than the call. Web3RPCError on an error answer."""
+    response = call_chain(w3.provider.make_request, RPCEndpoint(method), params)
+    if response.get("error"):
+        raise Web3RPCError(str(response["error"].get("message", response["error"])))
+    return response.get("result")
+
+
 def fees(w3: Web3) -> tuple[int, int]:
     """(maxFeePerGas, maxPriorityFeePerGas) for a transaction sent now."""
-    block = call_chain(w3.eth.get_block, "latest")
-    base_fee = int(block.get("baseFeePerGas", 0) or 0)
+    block = rpc(w3, "eth_getBlockByNumber", ["latest", False])
+    base_fee = int(block.get("baseFeePerGas") or "0x0", 16)
     try:
-        priority = max(int(call_chain(lambda: w3.eth.max_priority_fee)), MIN_PRIORITY_FEE)
+        priority = max(int(rpc(w3, "eth_maxPriorityFeePerGas", []), 16), MIN_PRIORITY_FEE)
     except Web3RPCError:
         priority = MIN_PRIORITY_FEE
     return 2 * base_fee + priority, priority
@@ -262,13 +276,20 @@ def submit(*, operation_id: int) -> Outcome:
     A user operation goes to the ERC-4337 bundler when CHAIN_BUNDLER_URL is set; otherwise it,
     and any account deployment, goes in a relayer bundle (chain.pipeline.bundles) with the other
     signed operations of its kind, or alone."""
-    from chain.pipeline.track import track
+    from chain.pipeline.track import track, track_loaded
 
-    operation = ChainOperation.objects.filter(pk=operation_id).first()
-    if operation is None:
+    # Most nudges find their operation sent already in a bundle: its status first, cheaply.
+    found = ChainOperation.objects.filter(pk=operation_id).values_list("status", "bundle_index")
+    if not found:
         return Outcome("missing", pending=False)
+    status, bundle_index = found[0]
+    if status != Status.SIGNED and bundle_index:
+        # Sent in a bundle by another operation's submission, which follows the bundle (the
+        # tick, when that one is lost): tracking this one too would only repeat it.
+        return Outcome(status, pending=status in (Status.SUBMITTED, Status.INCLUDED))
+    operation = ChainOperation.objects.get(pk=operation_id)
     if operation.status != Status.SIGNED:
-        return track(operation_id=operation_id)
+        return track_loaded(operation)
     w3 = node()
     if operation.user_operation is not None and settings.CHAIN_BUNDLER_URL:
         from chain.pipeline import bundler
@@ -280,8 +301,14 @@ def submit(*, operation_id: int) -> Outcome:
 
         kind = bundles.bundle_kind(operation)
         if kind is not None:
-            bundles.submit_bundle(w3, operation_id=operation_id, kind=kind)
-            return track(operation_id=operation_id)
+            sent = bundles.submit_bundle(w3, operation_id=operation_id, kind=kind)
+            if not sent or operation_id in sent:
+                return track(operation_id=operation_id)
+            # Another worker holds this one: follow the bundle sent instead.
+            followed = track(operation_id=sent[0])
+            status = ChainOperation.objects.values_list("status", flat=True).get(pk=operation_id)
+            in_flight = status in (Status.SUBMITTED, Status.INCLUDED)
+            return Outcome(status, pending=in_flight, follow=followed.follow)
     submit_alone(w3, operation_id=operation_id)
     return track(operation_id=operation_id)
 

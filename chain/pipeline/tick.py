@@ -67,7 +67,15 @@ def tick() -> TickResult:
     in_flight = ChainOperation.objects.filter(
         status__in=[Status.SUBMITTED, Status.INCLUDED]
     ).order_by("updated_at")
-    for operation_id in list(in_flight.values_list("pk", flat=True)[:TRACK_BATCH]):
+    # Tracking one operation of a relayer bundle moves the others in its state with it.
+    bundles_seen: set[tuple[str, str]] = set()
+    for operation_id, status, tx_hash, bundle_index in list(
+        in_flight.values_list("pk", "status", "tx_hash", "bundle_index")[:TRACK_BATCH]
+    ):
+        if bundle_index is not None:
+            if (status, tx_hash) in bundles_seen:
+                continue
+            bundles_seen.add((status, tx_hash))
         try:
             track(operation_id=operation_id)
         except ChainUnavailable as exc:

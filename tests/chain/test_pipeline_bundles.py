@@ -14,6 +14,7 @@ from chain.client import relayer_account
 from chain.devtools import devnet
 from chain.indexer import index_chain
 from chain.models import ChainEvent, ChainOperation
+from chain.pipeline.bundles import RELAYER_CALLS, encode, lenient
 from chain.pipeline.create import attach_signature, create_relayer_call
 from chain.pipeline.submit import submit
 from chain.pipeline.track import track
@@ -167,6 +168,29 @@ def test_deployments_go_in_one_relayer_batch_and_one_that_would_revert_is_droppe
     ) >= {account.address for account in accounts}
 
 
+def test_more_deployments_than_one_transaction_can_hold_all_confirm(
+    pipeline_kit: PipelineKit, w3: Web3, settings: Any
+) -> None:
+    # Some 400,000 gas each: 64 of them need more than the block's gas limit (30M), let alone
+    # EIP-7825's per-transaction cap (2**24). The simulation runs out of gas part-way, and the
+    # deployment it stopped at is not a bad one.
+    settings.CHAIN_BUNDLE_MAX_OPS = 64
+    ids = []
+    for i in range(64):
+        user = pipeline_kit.user(f"hal{i}")
+        _account, operation = pipeline_kit.deployment(user, pipeline_kit.passkey(user))
+        ids.append(operation.pk)
+    before = relayer_count(w3)
+    submit(operation_id=ids[0])
+    assert not ChainOperation.objects.filter(pk__in=ids, status=Status.FAILED).exists()
+    first = ChainOperation.objects.filter(pk__in=ids).exclude(tx_hash="").count()
+    assert 1 < first < len(ids)
+    after = settle_all(ids)
+    assert {op.status for op in after.values()} == {Status.CONFIRMED}
+    assert {op.revert_reason for op in after.values()} == {""}
+    assert relayer_count(w3) - before < len(ids)
+
+
 def test_a_stuck_bundle_is_replaced_as_one_transaction(
     pipeline_kit: PipelineKit, w3: Web3, anvil: devnet.Anvil, settings: Any
 ) -> None:
@@ -213,3 +237,16 @@ def test_a_bundle_size_of_one_sends_each_operation_alone(
         w3.eth.get_transaction(HexStr(op.tx_hash))["to"] == pipeline_kit.addresses["MSAFactory"]
         for op in after.values()
     )
+
+
+def test_a_bundle_of_deployments_is_sent_without_the_strict_flag_it_was_simulated_with(
+    pipeline_kit: PipelineKit,
+) -> None:
+    operations = []
+    for i in range(3):
+        user = pipeline_kit.user(f"ivy{i}")
+        operations.append(pipeline_kit.deployment(user, pipeline_kit.passkey(user))[1])
+    _to, strict = encode(pipeline_kit.w3, RELAYER_CALLS, operations, strict=True)
+    _to, relaxed = encode(pipeline_kit.w3, RELAYER_CALLS, operations, strict=False)
+    assert strict != relaxed
+    assert lenient(strict) == relaxed

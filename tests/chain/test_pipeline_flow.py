@@ -55,8 +55,8 @@ def test_deploying_an_account_goes_from_signed_to_confirmed(
 ) -> None:
     seen: list[str] = []
 
-    def receiver(operation: ChainOperation, **_: Any) -> None:
-        seen.append(operation.status)
+    def receiver(operations: list[ChainOperation], **_: Any) -> None:
+        seen.extend(operation.status for operation in operations)
 
     operation_changed.connect(receiver)
     try:

@@ -1,0 +1,1 @@
+"""Benchmarks: reports, not tests (see each script)."""
