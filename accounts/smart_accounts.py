@@ -38,8 +38,8 @@ REQUIRED_CONTRACTS = ("MSAFactory", "AccountBeacon", "WebAuthnValidator")
 # grant session keys and name guardians without a module installation first.
 DEPLOYMENT_MODULES = ("SessionKeyValidator", "GuardianExecutor")
 
-# Sent when a deployment operation is confirmed and the account became `deployed`, with
-# `account=` (a SmartAccount).
+# Sent when deployment operations are confirmed and their accounts became `deployed`, with
+# `accounts=` (the SmartAccounts, with their users: a bundle's together).
 smart_account_deployed = Signal()
 
 ACCOUNT_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -249,8 +249,10 @@ def follow_deployment(sender: Any, operations: list[ChainOperation], **kwargs: A
             deployed_at=timezone.now(),
         )
     }
-    for account in confirmed:
-        smart_account_deployed.send(sender=SmartAccount, account=moved.get(account.pk, account))
+    if confirmed:
+        smart_account_deployed.send(
+            sender=SmartAccount, accounts=[moved.get(account.pk, account) for account in confirmed]
+        )
     transition_accounts(
         account_ids=[account.pk for account in failed if account.status == Status.DEPLOYING],
         to=Status.FAILED,

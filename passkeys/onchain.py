@@ -176,12 +176,15 @@ def retry_passkey_operation(*, user: User, operation_id: int) -> ChainOperation:
 
 
 @receiver(smart_account_deployed)
-def add_pending_passkeys(sender: Any, account: SmartAccount, **kwargs: Any) -> None:
-    """Once the account is deployed, queue the on-chain addition of every passkey added while it
-    was deploying (the sign-up passkey was installed by the deployment itself)."""
-    installed = installed_credential_id(account)
-    for passkey in Passkey.objects.filter(user=account.user, onchain=Passkey.OnChain.PENDING):
-        if bytes(passkey.credential_id) != installed:
+def add_pending_passkeys(sender: Any, accounts: list[SmartAccount], **kwargs: Any) -> None:
+    """Once accounts are deployed, queue the on-chain addition of every passkey added while they
+    were deploying (the sign-up passkey was installed by the deployment itself)."""
+    account_of = {account.user_id: account for account in accounts}
+    pending = Passkey.objects.filter(
+        user_id__in=list(account_of), onchain=Passkey.OnChain.PENDING
+    ).select_related("user")
+    for passkey in pending:
+        if bytes(passkey.credential_id) != installed_credential_id(account_of[passkey.user_id]):
             add_passkey_on_chain(passkey=passkey)
 
 
