@@ -1,7 +1,8 @@
 from typing import Any, cast
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Lower
 from django.dispatch import Signal
 
 from accounts.models import User
@@ -51,8 +52,12 @@ def credential_descriptors(*, user: User, on_chain: bool = False) -> list[Creden
 def sign_in_candidates(*, username: str) -> tuple[int | None, list[CredentialDescriptor]]:
     """The active user named `username` (any case) and their passkeys, in one query when they
     have passkeys (everyone who signed up does)."""
+    # lower(username) = lower(typed): what the unique index on lower(username) serves (iexact's
+    # upper() would read every user).
+    typed = Lower(Value(username))
     rows = list(
-        Passkey.objects.filter(user__username__iexact=username, user__is_active=True)
+        Passkey.objects.alias(owner_username=Lower("user__username"))
+        .filter(owner_username=typed, user__is_active=True)
         .order_by("created_at", "id")
         .values_list("user_id", "credential_id", "transports")
     )
@@ -62,7 +67,8 @@ def sign_in_candidates(*, username: str) -> tuple[int | None, list[CredentialDes
             for _, credential_id, transports in rows
         ]
     user_id = (
-        User.objects.filter(username__iexact=username, is_active=True)
+        User.objects.alias(lower_username=Lower("username"))
+        .filter(lower_username=typed, is_active=True)
         .values_list("pk", flat=True)
         .first()
     )
