@@ -11,11 +11,21 @@ from typing import Any
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
 
+# KEYS[1]: the counter; ARGV[1]: its lifetime in seconds, set by its first count.
+_COUNT = """
+local value = redis.call('INCR', KEYS[1])
+if value == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return value
+"""
+
 
 class RedisCacheClient(DjangoRedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
+        self._scripts: dict[int, Any] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         # One client per connection pool, as the pools are: a client is only a pool and its
@@ -31,13 +41,12 @@ class RedisCacheClient(DjangoRedisCacheClient):
 
     def count(self, key: str, timeout: int) -> int:
         """Add one to a counter that lives `timeout` seconds from its first count; its new
-        value. One round trip (MULTI, SET NX EX, INCR, EXEC): atomic, and never a counter
-        without an expiry."""
-        with self.get_client(key, write=True).pipeline(transaction=True) as pipeline:
-            pipeline.set(key, 0, ex=timeout, nx=True)
-            pipeline.incr(key)
-            _, value = pipeline.execute()
-        return int(value)
+        value. One command (a script: atomic, and never a counter without an expiry)."""
+        client = self.get_client(key, write=True)
+        script = self._scripts.get(id(client))
+        if script is None:
+            script = self._scripts[id(client)] = client.register_script(_COUNT)
+        return int(script(keys=[key], args=[timeout]))
 
 
 class RedisCache(DjangoRedisCache):
