@@ -23,6 +23,7 @@ from accounts.models import AuditEvent, User
 from accounts.services import record_event
 from passkeys import webauthn
 from passkeys.models import Ceremony, Passkey
+from passkeys.selectors import passkey_with_owner
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
 
@@ -93,12 +94,11 @@ def check_passkey_assertion(
     must be its owner's handle (required when nobody was named: that is how a discoverable
     sign-in finds the user). The passkey comes back with its user, read in the same query.
     """
-    try:
-        passkey = Passkey.objects.select_related("user").get(credential_id=credential.raw_id)
-    except Passkey.DoesNotExist:
+    passkey = passkey_with_owner(credential_id=credential.raw_id)
+    if passkey is None:
         raise webauthn.WebAuthnRefused(
             "unknown_credential", "This passkey is not registered here.", status=400
-        ) from None
+        )
     owner = passkey.user
     user_handle = webauthn.user_handle_of(credential)
     if named and expected_user_id != owner.pk:
