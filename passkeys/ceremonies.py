@@ -10,7 +10,8 @@ import struct
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -216,14 +217,16 @@ def consume_login_ceremony(*, ceremony_id: uuid.UUID) -> LoginCeremony:
     now = timezone.now()
     if expires_at <= now:
         raise PortalError("ceremony_expired", "This ceremony has expired: start again.", status=410)
-    used = Ceremony(
-        ceremony_id=ceremony_id,
-        purpose=Ceremony.Purpose.AUTHENTICATION,
-        challenge=b"",
-        created_at=expires_at - settings.PORTAL_CEREMONY_TTL,
-        expires_at=expires_at,
-        consumed_at=now,
-    )
+    used = {
+        "ceremony_id": ceremony_id,
+        "purpose": Ceremony.Purpose.AUTHENTICATION,
+        "challenge": b"",
+        "username": "",
+        "display_name": "",
+        "created_at": expires_at - settings.PORTAL_CEREMONY_TTL,
+        "expires_at": expires_at,
+        "consumed_at": now,
+    }
     if not _insert_unless_taken(used):
         raise Conflict("ceremony_used", "This ceremony was already used: start again.")
     return LoginCeremony(ceremony_id=ceremony_id, expires_at=expires_at)
@@ -248,24 +251,31 @@ def open_login_challenge(*, ceremony: LoginCeremony, challenge: bytes | None) ->
     return LoginChallenge(challenge=challenge, expected_user_id=user_id or None, named=named)
 
 
-def _insert_unless_taken(ceremony: Ceremony) -> bool:
-    """INSERT the row unless its ceremony_id is taken (ON CONFLICT DO NOTHING, which PostgreSQL
-    and SQLite both speak; the ORM cannot say whether such an insert wrote): True if it wrote."""
-    meta = Ceremony._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
-    # Table and column names from the model's metadata; every value is a parameter.
-    columns = ", ".join(quote(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    unique = quote(meta.get_field("ceremony_id").column)
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-    sql += f"ON CONFLICT ({unique}) DO NOTHING"
-    values = [
-        field.get_db_prep_save(field.pre_save(ceremony, True), connection) for field in fields
-    ]
+def _insert_unless_taken(values: dict[str, Any]) -> bool:
+    """INSERT a ceremony row (the other columns are nullable) unless its ceremony_id is taken:
+    ON CONFLICT DO NOTHING, which PostgreSQL and SQLite both speak, and which the ORM cannot say
+    whether it wrote. True if it wrote."""
+    fields = [cast(Any, Ceremony._meta.get_field(name)) for name in values]
+    sql = _insert_unless_taken_sql(connection.vendor, tuple(values))
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(
+            sql,
+            [
+                field.get_db_prep_save(value, connection)
+                for field, value in zip(fields, values.values(), strict=True)
+            ],
+        )
         return cursor.rowcount == 1
+
+
+@cache
+def _insert_unless_taken_sql(vendor: str, names: tuple[str, ...]) -> str:
+    columns = ", ".join(connection.ops.quote_name(name) for name in names)  # plain columns
+    placeholders = ", ".join(["%s"] * len(names))
+    return (
+        f"INSERT INTO passkeys_ceremony ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        "ON CONFLICT (ceremony_id) DO NOTHING"
+    )
 
 
 def purge_stale_ceremonies() -> int:
