@@ -145,8 +145,8 @@ def queries_per_request(username: str, authenticator: Any) -> tuple[int, int, li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each phase")
-    parser.add_argument("--rounds", type=int, default=5, help="bare/sign-in phase pairs")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each phase")
+    parser.add_argument("--rounds", type=int, default=8, help="bare/sign-in phase pairs")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--show-sql", action="store_true")
