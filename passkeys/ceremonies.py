@@ -158,8 +158,8 @@ _LOGIN_ID = struct.Struct(">I6s")
 _LOGIN_ID_TAG_BYTES = 6
 # Sealed in the challenge: the expected user's id (0: none) and whether a username was typed.
 _LOGIN_SEALED = struct.Struct(">Q?")
-_NONCE_BYTES, _AEAD_TAG_BYTES = 12, 16
-LOGIN_CHALLENGE_BYTES = 16 + _NONCE_BYTES + _LOGIN_SEALED.size + _AEAD_TAG_BYTES
+_ID_BYTES, _NONCE_BYTES, _AEAD_TAG_BYTES = 16, 12, 16
+LOGIN_CHALLENGE_BYTES = _ID_BYTES + _NONCE_BYTES + _LOGIN_SEALED.size + _AEAD_TAG_BYTES
 
 
 @dataclass(frozen=True)
@@ -241,9 +241,10 @@ def open_login_challenge(*, ceremony: LoginCeremony, challenge: bytes | None) ->
     ceremony_id = ceremony.ceremony_id.bytes
     if challenge is None or len(challenge) != LOGIN_CHALLENGE_BYTES:
         raise mismatch
-    if challenge[:16] != ceremony_id:
+    if challenge[:_ID_BYTES] != ceremony_id:
         raise mismatch
-    nonce, sealed = challenge[16 : 16 + _NONCE_BYTES], challenge[16 + _NONCE_BYTES :]
+    nonce = challenge[_ID_BYTES : _ID_BYTES + _NONCE_BYTES]
+    sealed = challenge[_ID_BYTES + _NONCE_BYTES :]
     try:
         user_id, named = _LOGIN_SEALED.unpack(_login_cipher().decrypt(nonce, sealed, ceremony_id))
     except InvalidTag:
