@@ -131,7 +131,8 @@ class AuditEvent(models.Model):
 
 
 class TokenReauthentication(models.Model):
-    """When the holder of an API token last proved possession of a passkey (sudo mode).
+    """When the holder of an API token last proved possession of a passkey again (sudo mode),
+    after the sign-in that created the token (whose creation time is the first such proof).
 
     Web sessions keep the same fact in the session; see accounts.services.mark_reauthenticated.
     """

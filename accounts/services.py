@@ -66,10 +66,10 @@ def guard_sensitive_action(*, action: str, user: User, client: ClientInfo | None
 
 @transaction.atomic(savepoint=False)  # inside the sign-in's own transaction: no savepoint
 def issue_token(*, user: User, passkey: Model, client: ClientInfo) -> str:
-    """A new API token for a login that has just verified `passkey` (so it starts out fresh)."""
+    """A new API token for a login that has just verified `passkey`. It starts out fresh: its
+    creation is its first passkey confirmation (see reauthenticated_until)."""
     now = timezone.now()
     instance, token = AuthToken.objects.create(user=user, expiry=settings.PORTAL_TOKEN_TTL)
-    TokenReauthentication.objects.create(token=instance, verified_at=now)
     SignIn.objects.create(
         user=user,
         kind=SignIn.Kind.TOKEN,
@@ -252,11 +252,13 @@ def reauthenticated_until(*, request: HttpRequest | Request) -> datetime | None:
     token = getattr(request, "auth", None)
     verified_at: datetime | None
     if isinstance(token, AuthToken):
-        verified_at = (
+        confirmed = (
             TokenReauthentication.objects.filter(token=token)
             .values_list("verified_at", flat=True)
             .first()
         )
+        # Tokens are only issued by a passkey sign-in: creating one was its first confirmation.
+        verified_at = max(confirmed, token.created) if confirmed else token.created
     else:
         stamp = request.session.get(SESSION_REAUTHENTICATED_AT)
         verified_at = datetime.fromisoformat(stamp) if stamp else None

@@ -1,18 +1,30 @@
-"""WebAuthn ceremonies kept server-side: created with a fresh challenge, used up exactly once, and
-the assertion rules every sign-in-like verify shares (sign-in, re-authentication, approvals)."""
+"""WebAuthn ceremonies: created with a fresh challenge, used up exactly once, and the assertion
+rules every sign-in-like verify shares (sign-in, re-authentication, approvals).
 
+Most ceremonies are rows written by their options; a sign-in's lives in its challenge until its
+verify writes it down as used (see new_login_ceremony)."""
+
+import hmac
 import secrets
+import struct
 import uuid
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any, cast
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from accounts.models import AuditEvent, User
 from accounts.services import record_event
 from passkeys import webauthn
 from passkeys.models import Ceremony, Passkey
+from passkeys.selectors import passkey_with_owner
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
 
@@ -57,21 +69,40 @@ def verify_passkey_assertion(
     credential: webauthn.AuthenticationCredential,
     client: ClientInfo,
 ) -> Passkey:
-    """Check an assertion for a consumed ceremony, and record the passkey's use.
+    """Check an assertion for a consumed ceremony, and record the passkey's use (see
+    check_passkey_assertion: the ceremony's user is expected when it named one or a username)."""
+    return check_passkey_assertion(
+        challenge=bytes(ceremony.challenge),
+        expected_user_id=ceremony.user_id,
+        named=ceremony.user_id is not None or bool(ceremony.username),
+        credential=credential,
+        client=client,
+    )
 
-    The credential must be known; it must belong to the ceremony's user when the ceremony named
-    one (or when a username was typed); and userHandle, when present, must be its owner's handle
-    (required when nobody was named: that is how a discoverable sign-in finds the user).
+
+def check_passkey_assertion(
+    *,
+    challenge: bytes,
+    expected_user_id: int | None,
+    named: bool,
+    credential: webauthn.AuthenticationCredential,
+    client: ClientInfo,
+) -> Passkey:
+    """Check an assertion over a used-up challenge, and record the passkey's use.
+
+    The credential must be known; it must belong to `expected_user_id` when the ceremony was
+    `named` (a user, or a typed username that may match nobody); and userHandle, when present,
+    must be its owner's handle (required when nobody was named: that is how a discoverable
+    sign-in finds the user). The passkey comes back with its user, read in the same query.
     """
-    passkey = Passkey.objects.select_related("user").filter(credential_id=credential.raw_id).first()
+    passkey = passkey_with_owner(credential_id=credential.raw_id)
     if passkey is None:
         raise webauthn.WebAuthnRefused(
             "unknown_credential", "This passkey is not registered here.", status=400
         )
     owner = passkey.user
     user_handle = webauthn.user_handle_of(credential)
-    named = ceremony.user_id is not None or bool(ceremony.username)
-    if named and ceremony.user_id != owner.pk:
+    if named and expected_user_id != owner.pk:
         raise webauthn.WebAuthnRefused(
             "credential_not_allowed", "This passkey is not one of the expected account's."
         )
@@ -84,7 +115,7 @@ def verify_passkey_assertion(
     try:
         verified = webauthn.verify_assertion(
             credential=credential,
-            challenge=bytes(ceremony.challenge),
+            challenge=challenge,
             public_key=bytes(passkey.public_key),
             stored_sign_count=passkey.sign_count,
         )
@@ -109,6 +140,143 @@ def verify_passkey_assertion(
         now,
     )
     return passkey
+
+
+# --- sign-in ceremonies, written down only when used ----------------------------------------------
+# Sign-in options write nothing. The ceremony id says itself that the portal made it and until
+# when it holds: its expiry, random bytes and an HMAC of both under the portal's secret key. The
+# challenge is the id, then whom the ceremony expects, sealed with AES-GCM (the id as associated
+# data): sealed, not only signed, because options for a username nobody has must not be told
+# apart from a real one's. The verify writes the ceremony down as used in one INSERT that a second
+# use of the same id cannot repeat (even concurrently: the unique id makes the second wait for the
+# first's transaction, then find it); that row stays until a day after the ceremony expired
+# (purge_stale_ceremonies), so a ceremony is used at most once over its whole life.
+
+_LOGIN_SALT = "passkeys.ceremonies.login"
+# The ceremony id: expiry (Unix seconds), 6 random bytes, then 6 bytes of their HMAC-SHA256.
+_LOGIN_ID = struct.Struct(">I6s")
+_LOGIN_ID_TAG_BYTES = 6
+# Sealed in the challenge: the expected user's id (0: none) and whether a username was typed.
+_LOGIN_SEALED = struct.Struct(">Q?")
+_ID_BYTES, _NONCE_BYTES, _AEAD_TAG_BYTES = 16, 12, 16
+LOGIN_CHALLENGE_BYTES = _ID_BYTES + _NONCE_BYTES + _LOGIN_SEALED.size + _AEAD_TAG_BYTES
+
+
+@dataclass(frozen=True)
+class LoginCeremony:
+    ceremony_id: uuid.UUID
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class LoginChallenge:
+    challenge: bytes
+    expected_user_id: int | None
+    named: bool
+
+
+def _login_id_tag(fields: bytes) -> bytes:
+    return salted_hmac(f"{_LOGIN_SALT}.id", fields, algorithm="sha256").digest()[
+        :_LOGIN_ID_TAG_BYTES
+    ]
+
+
+def _login_cipher() -> AESGCM:
+    return AESGCM(salted_hmac(f"{_LOGIN_SALT}.seal", b"aes-256-gcm", algorithm="sha256").digest())
+
+
+def new_login_ceremony(
+    *, expected_user_id: int | None, named: bool
+) -> tuple[LoginCeremony, LoginChallenge]:
+    """A sign-in ceremony and its challenge, nothing written."""
+    expires = int((timezone.now() + settings.PORTAL_CEREMONY_TTL).timestamp())
+    fields = _LOGIN_ID.pack(expires, secrets.token_bytes(_LOGIN_ID.size - 4))
+    ceremony_id = uuid.UUID(bytes=fields + _login_id_tag(fields))
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    sealed = _login_cipher().encrypt(
+        nonce, _LOGIN_SEALED.pack(expected_user_id or 0, named), ceremony_id.bytes
+    )
+    return (
+        LoginCeremony(ceremony_id=ceremony_id, expires_at=datetime.fromtimestamp(expires, tz=UTC)),
+        LoginChallenge(
+            challenge=ceremony_id.bytes + nonce + sealed,
+            expected_user_id=expected_user_id,
+            named=named,
+        ),
+    )
+
+
+def consume_login_ceremony(*, ceremony_id: uuid.UUID) -> LoginCeremony:
+    """Use up a sign-in ceremony: refused as a stored ceremony would be when the portal did not
+    make it (or made it for something else), when it expired, or when it was used (this INSERT,
+    in the caller's transaction, is the single use)."""
+    fields, tag = ceremony_id.bytes[: _LOGIN_ID.size], ceremony_id.bytes[_LOGIN_ID.size :]
+    if not hmac.compare_digest(tag, _login_id_tag(fields)):
+        raise NotFound("ceremony_not_found", "No such ceremony: start again.")
+    expires_at = datetime.fromtimestamp(_LOGIN_ID.unpack(fields)[0], tz=UTC)
+    now = timezone.now()
+    if expires_at <= now:
+        raise PortalError("ceremony_expired", "This ceremony has expired: start again.", status=410)
+    used = {
+        "ceremony_id": ceremony_id,
+        "purpose": Ceremony.Purpose.AUTHENTICATION,
+        "challenge": b"",
+        "username": "",
+        "display_name": "",
+        "created_at": expires_at - settings.PORTAL_CEREMONY_TTL,
+        "expires_at": expires_at,
+        "consumed_at": now,
+    }
+    if not _insert_unless_taken(used):
+        raise Conflict("ceremony_used", "This ceremony was already used: start again.")
+    return LoginCeremony(ceremony_id=ceremony_id, expires_at=expires_at)
+
+
+def open_login_challenge(*, ceremony: LoginCeremony, challenge: bytes | None) -> LoginChallenge:
+    """What `challenge` (read from the client data) says the ceremony expects; refused when it is
+    not this ceremony's challenge."""
+    mismatch = webauthn.WebAuthnRefused(
+        "challenge_mismatch", "The credential answers another challenge."
+    )
+    ceremony_id = ceremony.ceremony_id.bytes
+    if challenge is None or len(challenge) != LOGIN_CHALLENGE_BYTES:
+        raise mismatch
+    if challenge[:_ID_BYTES] != ceremony_id:
+        raise mismatch
+    nonce = challenge[_ID_BYTES : _ID_BYTES + _NONCE_BYTES]
+    sealed = challenge[_ID_BYTES + _NONCE_BYTES :]
+    try:
+        user_id, named = _LOGIN_SEALED.unpack(_login_cipher().decrypt(nonce, sealed, ceremony_id))
+    except InvalidTag:
+        raise mismatch from None
+    return LoginChallenge(challenge=challenge, expected_user_id=user_id or None, named=named)
+
+
+def _insert_unless_taken(values: dict[str, Any]) -> bool:
+    """INSERT a ceremony row (the other columns are nullable) unless its ceremony_id is taken:
+    ON CONFLICT DO NOTHING, which PostgreSQL and SQLite both speak, and which the ORM cannot say
+    whether it wrote. True if it wrote."""
+    fields = [cast(Any, Ceremony._meta.get_field(name)) for name in values]
+    sql = _insert_unless_taken_sql(connection.vendor, tuple(values))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                field.get_db_prep_save(value, connection)
+                for field, value in zip(fields, values.values(), strict=True)
+            ],
+        )
+        return cursor.rowcount == 1
+
+
+@cache
+def _insert_unless_taken_sql(vendor: str, names: tuple[str, ...]) -> str:
+    columns = ", ".join(connection.ops.quote_name(name) for name in names)  # plain columns
+    placeholders = ", ".join(["%s"] * len(names))
+    return (
+        f"INSERT INTO passkeys_ceremony ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        "ON CONFLICT (ceremony_id) DO NOTHING"
+    )
 
 
 def purge_stale_ceremonies() -> int:

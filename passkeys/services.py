@@ -23,7 +23,17 @@ from accounts.services import (
 from accounts.smart_accounts import chain_origin
 from chain.selectors import latest_key_events
 from passkeys import webauthn
-from passkeys.ceremonies import consume_ceremony, new_ceremony, verify_passkey_assertion
+from passkeys.ceremonies import (
+    LoginCeremony,
+    LoginChallenge,
+    check_passkey_assertion,
+    consume_ceremony,
+    consume_login_ceremony,
+    new_ceremony,
+    new_login_ceremony,
+    open_login_challenge,
+    verify_passkey_assertion,
+)
 from passkeys.models import AuthenticatorProvider, Ceremony, Passkey
 from passkeys.onchain import add_passkey_on_chain, open_account_for, remove_passkey_on_chain
 from passkeys.selectors import credential_descriptors, sign_in_candidates
@@ -35,7 +45,7 @@ DEFAULT_PASSKEY_NAME = "Passkey"
 
 @dataclass(frozen=True)
 class CeremonyOptions:
-    ceremony: Ceremony
+    ceremony: Ceremony | LoginCeremony
     public_key: dict[str, Any]
 
 
@@ -145,7 +155,8 @@ def _decoy_credentials(username: str) -> list[webauthn.CredentialDescriptor]:
 
 
 def begin_authentication(*, username: str | None) -> CeremonyOptions:
-    """Username-first when a username is given; otherwise discoverable (the person picks)."""
+    """Username-first when a username is given; otherwise discoverable (the person picks).
+    Nothing is written (see passkeys.ceremonies.new_login_ceremony)."""
     user_id = None
     allow: list[webauthn.CredentialDescriptor] = []
     if username:
@@ -153,25 +164,42 @@ def begin_authentication(*, username: str | None) -> CeremonyOptions:
         user_id, allow = sign_in_candidates(username=username)
         if not allow:
             allow = _decoy_credentials(username)
-    ceremony = new_ceremony(
-        purpose=Ceremony.Purpose.AUTHENTICATION, user_id=user_id, username=username or ""
-    )
-    options = webauthn.authentication_options(challenge=bytes(ceremony.challenge), allow=allow)
+    ceremony, challenge = new_login_ceremony(expected_user_id=user_id, named=bool(username))
+    options = webauthn.authentication_options(challenge=challenge.challenge, allow=allow)
     return CeremonyOptions(ceremony=ceremony, public_key=options)
 
 
 def complete_authentication(
     *, ceremony_id: uuid.UUID, credential: dict[str, Any], client: ClientInfo
 ) -> tuple[User, Passkey]:
+    """Verify a sign-in. Once its ceremony is used up, a refusal is audited for the person the
+    ceremony named (nobody in a discoverable one): their activity shows the attempt."""
     parsed = webauthn.parse_authentication_credential(credential)
-    ceremony = consume_ceremony(ceremony_id=ceremony_id, purpose=Ceremony.Purpose.AUTHENTICATION)
-    with refusals_recorded(
-        kind=AuditEvent.Kind.LOGIN_FAILED,
-        user=ceremony.user,
-        client=client,
-        credential_id=parsed.id,
-    ):
-        passkey = verify_passkey_assertion(ceremony=ceremony, credential=parsed, client=client)
+    ceremony = consume_login_ceremony(ceremony_id=ceremony_id)
+    expected: LoginChallenge | None = None
+    try:
+        expected = open_login_challenge(
+            ceremony=ceremony,
+            challenge=webauthn.client_data_challenge(parsed.response.client_data_json),
+        )
+        passkey = check_passkey_assertion(
+            challenge=expected.challenge,
+            expected_user_id=expected.expected_user_id,
+            named=expected.named,
+            credential=parsed,
+            client=client,
+        )
+    except PortalError as exc:
+        named_id = expected.expected_user_id if expected is not None else None
+        record_event(
+            kind=AuditEvent.Kind.LOGIN_FAILED,
+            # Read only now: the refusal of a user deleted since the options names nobody.
+            user=User.objects.filter(pk=named_id).first() if named_id is not None else None,
+            client=client,
+            reason=exc.code,
+            credential_id=parsed.id,
+        )
+        raise
     user = passkey.user
     if not user.is_active:
         record_event(

@@ -23,6 +23,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import (
+    base64url_to_bytes,
     bytes_to_base64url,
     parse_attestation_object,
     parse_authentication_credential_json,
@@ -242,6 +243,18 @@ def _check_client_data(client_data_json: bytes, *, expected_type: str, challenge
         raise WebAuthnRefused(
             "cross_origin_refused", "The portal cannot be used from inside another site's frame."
         )
+
+
+def client_data_challenge(client_data_json: bytes) -> bytes | None:
+    """The challenge a clientDataJSON answers (None when it names none that decodes); the
+    verify still compares it as the specification says."""
+    value = client_data_of(client_data_json).get("challenge")
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64url_to_bytes(value)
+    except _PARSE_ERRORS:
+        return None
 
 
 def client_data_origin(client_data_json: bytes) -> str | None:

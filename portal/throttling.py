@@ -3,11 +3,13 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from portal.cache import RedisCache
 from portal.client_info import client_address
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ class AuthRateThrottle(SimpleRateThrottle):
         self.window_ends = (window + 1) * self.period
         key = f"{self.get_cache_key(request, view)}:{window}"
         try:
-            count = self._count(self.cache, key)
+            # The backend itself, not DRF's proxy to it (which hides its class).
+            count = self._count(caches[DEFAULT_CACHE_ALIAS], key)
         except Exception as exc:  # the cache backend's own errors (redis, OSError, ...)
             _log_fallback(exc)
             count = self._count(_fallback_cache, key)
@@ -74,6 +77,8 @@ class AuthRateThrottle(SimpleRateThrottle):
     def _count(self, cache: Any, key: str) -> int:
         """This request's number in the window: one atomic increment (or the first add)."""
         assert self.period is not None  # noqa: S101 - checked by allow_request
+        if isinstance(cache, RedisCache):
+            return cache.count(key, timeout=self.period + 1)
         try:
             return int(cache.incr(key))
         except ValueError:  # no counter yet in this window

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.utils import timezone
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, SignIn, TokenReauthentication
@@ -254,8 +255,8 @@ def test_signing_out_another_sign_in_needs_sudo_mode(alice: Person) -> None:
     other = alice.login(alice.laptop)
     token = alice.login(alice.phone)
     other_id = SignIn.objects.get(token__token_key=other[:15]).pk
-    TokenReauthentication.objects.filter(token__token_key=token[:15]).update(
-        verified_at=timezone.now() - timedelta(minutes=6)
+    AuthToken.objects.filter(token_key=token[:15]).update(
+        created=timezone.now() - timedelta(minutes=6)  # signed in (and confirmed) long ago
     )
 
     refused = alice.delete(token, f"/api/v1/me/signins/{other_id}")
@@ -276,7 +277,7 @@ def test_signing_out_another_sign_in_needs_sudo_mode(alice: Person) -> None:
 def test_signing_out_here_is_a_logout_and_needs_no_sudo_mode(alice: Person) -> None:
     token = alice.login(alice.phone)
     here = SignIn.objects.get(token__token_key=token[:15]).pk
-    TokenReauthentication.objects.update(verified_at=timezone.now() - timedelta(minutes=6))
+    AuthToken.objects.update(created=timezone.now() - timedelta(minutes=6))
 
     assert alice.delete(token, f"/api/v1/me/signins/{here}").status_code == 204
 
@@ -313,7 +314,7 @@ def test_sign_out_everywhere_else(alice: Person) -> None:
 
 def test_sign_out_everywhere_else_needs_sudo_mode(alice: Person) -> None:
     token = alice.login(alice.phone)
-    TokenReauthentication.objects.update(verified_at=timezone.now() - timedelta(minutes=6))
+    AuthToken.objects.update(created=timezone.now() - timedelta(minutes=6))
 
     response = alice.post(token, "/api/v1/me/signins/end-others")
 

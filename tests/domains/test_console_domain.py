@@ -90,12 +90,15 @@ def test_pre_approving_needs_sudo_mode(
     from datetime import timedelta
 
     from django.utils import timezone
+    from knox.models import AuthToken
 
     from accounts.models import TokenReauthentication, User
 
     token = sign_up("opal")["token"]
     User.objects.filter(username="opal").update(is_staff=True)
-    TokenReauthentication.objects.update(verified_at=timezone.now() - timedelta(minutes=6))
+    six_minutes_ago = timezone.now() - timedelta(minutes=6)
+    AuthToken.objects.update(created=six_minutes_ago)  # the sign-in was its first confirmation
+    TokenReauthentication.objects.update(verified_at=six_minutes_ago)
     watch(["dns"])
     response = api_client.post(
         f"/console/domains/{DOMAIN}/expected",

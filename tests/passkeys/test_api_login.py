@@ -57,6 +57,8 @@ def test_unknown_username_gets_options_of_the_same_shape(
     assert set(unknown["allowCredentials"][0]) == set(known["allowCredentials"][0])
     assert len(unb64url(unknown["allowCredentials"][0]["id"])) > 0
     assert unknown["allowCredentials"] == again["allowCredentials"]
+    # The challenge holds the ceremony, whom it expects sealed: the same length either way.
+    assert len(unb64url(unknown["challenge"])) == len(unb64url(known["challenge"]))
 
 
 def test_discoverable_sign_in(

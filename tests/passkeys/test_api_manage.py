@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent, TokenReauthentication, User
@@ -43,8 +44,11 @@ class Account:
         return self.client.delete(url, headers=self.headers)
 
     def expire_reauthentication(self) -> None:
+        """As if the sign-in and any later confirmation were six minutes ago."""
+        six_minutes_ago = timezone.now() - timedelta(minutes=6)
+        AuthToken.objects.filter(token_key=self.token[:15]).update(created=six_minutes_ago)
         TokenReauthentication.objects.filter(token__token_key=self.token[:15]).update(
-            verified_at=timezone.now() - timedelta(minutes=6)
+            verified_at=six_minutes_ago
         )
 
     def reauthenticate(self) -> Any:
