@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
@@ -93,10 +93,17 @@ class Page:
         self.driver.find_element(By.ID, element_id).click()
 
     def sign_out(self) -> None:
-        """Press "Sign out" in the navigation and wait for the next page to load."""
-        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        """Press "Sign out" in the navigation and wait for the next page to load: a new document
+        has a new window, without the mark this one gets. (Not staleness_of: asked about an element
+        of a document being torn down, Chromium may answer "Node … does not belong to the document"
+        instead of a stale element.)"""
+        self.driver.execute_script("window.signingOut = true")
         self.driver.find_element(By.CSS_SELECTOR, "nav form button[type=submit]").click()
-        WebDriverWait(self.driver, WAIT_SECONDS).until(expected_conditions.staleness_of(old_page))
+        WebDriverWait(self.driver, WAIT_SECONDS, ignored_exceptions=[WebDriverException]).until(
+            lambda driver: driver.execute_script(
+                "return window.signingOut === undefined && document.readyState === 'complete'"
+            )
+        )
 
     def wait_for_path(self, path: str) -> None:
         try:
