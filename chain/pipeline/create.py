@@ -164,24 +164,30 @@ def create_relayer_call(
     """An operation the relayer sends as a plain transaction (no signature): created `signed`,
     its submission queued when the caller's transaction commits. Idempotent by key; 429
     `budget_exhausted` when the relayer's budget is spent."""
+    return _create_signed(
+        idempotency_key,
+        payer=RELAYER,
+        kind=kind,
+        label=label,
+        chain_id=settings.CHAIN_ID,
+        account=to_checksum_address(account) if account else "",
+        details=details,
+        tx_to=to_checksum_address(to),
+        tx_data=bytes(data),
+        reserved_gas=RELAYER_CALL_GAS,
+    )
+
+
+def _create_signed(idempotency_key: str, *, payer: str, **fields: Any) -> ChainOperation:
+    """The operation with this key; unless it exists, created `signed` (its `reserved_gas`
+    within `payer`'s budgets) and its submission queued when the caller's transaction commits."""
     existing = _existing(idempotency_key)
     if existing is not None:
         return existing
-    with reserving(payer=RELAYER, gas=RELAYER_CALL_GAS):
+    with reserving(payer=payer, gas=fields["reserved_gas"]):
         now = timezone.now()
         operation, created = _create_once(
-            idempotency_key,
-            kind=kind,
-            label=label,
-            status=Status.SIGNED,
-            chain_id=settings.CHAIN_ID,
-            account=to_checksum_address(account) if account else "",
-            details=details,
-            tx_to=to_checksum_address(to),
-            tx_data=bytes(data),
-            reserved_gas=RELAYER_CALL_GAS,
-            created_at=now,
-            signed_at=now,
+            idempotency_key, status=Status.SIGNED, created_at=now, signed_at=now, **fields
         )
     if created:
         queue_submission(operation_id=operation.pk)
@@ -261,29 +267,17 @@ def create_signed_user_operation(
     chain_id = settings.CHAIN_ID
     contract_ = entry_point(node())
     op_hash = userops.user_operation_hash(op, entry_point=contract_.address, chain_id=chain_id)
-    idempotency_key = f"userop:{chain_id}:0x{op_hash.hex()}"
-    existing = _existing(idempotency_key)
-    if existing is not None:
-        return existing
-    reserved_gas = userops.total_gas_limit(op) if op.paymaster_and_data else 0
-    with reserving(payer=PAYMASTER, gas=reserved_gas):
-        now = timezone.now()
-        operation, created = _create_once(
-            idempotency_key,
-            kind=kind,
-            label=label,
-            status=Status.SIGNED,
-            chain_id=chain_id,
-            account=op.sender,
-            details=details,
-            user_operation=userops.user_operation_to_json(op),
-            user_op_hash="0x" + op_hash.hex(),
-            reserved_gas=reserved_gas,
-            tx_to=contract_.address,
-            tx_data=handle_ops_data(op, beneficiary=relayer_account().address),
-            created_at=now,
-            signed_at=now,
-        )
-    if created:
-        queue_submission(operation_id=operation.pk)
-    return operation
+    return _create_signed(
+        f"userop:{chain_id}:0x{op_hash.hex()}",
+        payer=PAYMASTER,
+        kind=kind,
+        label=label,
+        chain_id=chain_id,
+        account=op.sender,
+        details=details,
+        user_operation=userops.user_operation_to_json(op),
+        user_op_hash="0x" + op_hash.hex(),
+        reserved_gas=userops.total_gas_limit(op) if op.paymaster_and_data else 0,
+        tx_to=contract_.address,
+        tx_data=handle_ops_data(op, beneficiary=relayer_account().address),
+    )
