@@ -38,7 +38,7 @@ from passkeys.models import Ceremony, Passkey, SignatureRequest
 from passkeys.selectors import credential_descriptors
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
-from portal.validators import valid_dapp_origin
+from portal.validators import check_dapp_origin
 
 Kind = SignatureRequest.Kind
 
@@ -54,8 +54,7 @@ def register_origin_check(name: str, check: OriginCheck) -> None:
 
 
 def _check_origin(*, user: User, origin: str) -> None:
-    if not valid_dapp_origin(origin):
-        raise PortalError("invalid_origin", "The origin must be a dapp's: scheme://host[:port].")
+    check_dapp_origin(origin)
     for check in list(_origin_checks.values()):
         check(user=user, origin=origin)
 

@@ -4,6 +4,8 @@ import unicodedata
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from portal.errors import PortalError
+
 ORIGIN = re.compile(
     r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
 )
@@ -22,3 +24,12 @@ def valid_origin(value: str) -> bool:
 def valid_dapp_origin(value: str) -> bool:
     """An origin a dapp can have: never one of the portal's own."""
     return valid_origin(value) and value not in settings.PORTAL_ORIGINS
+
+
+def check_dapp_origin(value: str) -> None:
+    """Refuse (400 `invalid_origin`) what is not a dapp's origin."""
+    if not valid_dapp_origin(value):
+        raise PortalError(
+            "invalid_origin",
+            "The origin must be a dapp's (scheme://host[:port]), not the portal's.",
+        )

@@ -18,16 +18,8 @@ from accounts.services import record_event
 from passkeys.models import SignatureRequest
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
-from portal.validators import valid_dapp_origin
+from portal.validators import check_dapp_origin
 from sessionkeys.models import CallBundle, DappConnection, Session
-
-
-def check_origin(origin: str) -> None:
-    if not valid_dapp_origin(origin):
-        raise PortalError(
-            "invalid_origin",
-            "The origin must be a dapp's (scheme://host[:port]), not the portal's.",
-        )
 
 
 def _account(user: User) -> SmartAccount:
@@ -45,7 +37,7 @@ class Connected:
 
 def connect(*, user: User, origin: str, client: ClientInfo | None) -> Connected:
     """Connect `origin` (or connect it again); audit-logged each time it was not connected."""
-    check_origin(origin)
+    check_dapp_origin(origin)
     account = _account(user)
     now = timezone.now()
     with transaction.atomic():
@@ -100,7 +92,7 @@ def _disconnect(connection: DappConnection, *, user: User, client: ClientInfo | 
 
 def disconnect_origin(*, user: User, origin: str, client: ClientInfo | None) -> None:
     """wallet_disconnect: idempotent (nothing to do when not connected)."""
-    check_origin(origin)
+    check_dapp_origin(origin)
     connection = DappConnection.objects.filter(user=user, origin=origin).first()
     if connection is not None:
         _disconnect(connection, user=user, client=client)
@@ -116,7 +108,7 @@ def disconnect(*, user: User, connection_id: int, client: ClientInfo | None) -> 
 
 def require_connection(*, user: User, origin: str) -> DappConnection:
     """The active connection of `origin`, used now; 403 `not_connected` without one."""
-    check_origin(origin)
+    check_dapp_origin(origin)
     connection = DappConnection.objects.filter(
         user=user, origin=origin, disconnected_at__isnull=True
     ).first()

@@ -10,8 +10,8 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.permissions import current_user
 from portal.client_info import ClientInfo
 from portal.errors import NotFound
+from portal.validators import valid_dapp_origin
 from sessionkeys import connections
-from sessionkeys.api import valid_origin
 from sessionkeys.selectors import sessions_of
 
 
@@ -21,7 +21,7 @@ def connect_page(request: HttpRequest) -> HttpResponse:
     (postMessage both ways) and never inside a frame (X-Frame-Options DENY and CSP
     frame-ancestors 'none', set for every page)."""
     origin = request.GET.get("origin", "")
-    if not valid_origin(origin) or origin in settings.PORTAL_ORIGINS:
+    if not valid_dapp_origin(origin):
         response = render(request, "sessionkeys/connect_error.html", status=400)
     else:
         response = render(
