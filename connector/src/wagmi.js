@@ -11,6 +11,14 @@ export function passkeyPortal(parameters) {
   let onAccountsChanged = null;
   let onChainChanged = null;
 
+  function stopListening(portal) {
+    if (!onAccountsChanged) return;
+    portal.removeListener("accountsChanged", onAccountsChanged);
+    portal.removeListener("chainChanged", onChainChanged);
+    onAccountsChanged = null;
+    onChainChanged = null;
+  }
+
   return createConnector((config) => ({
     id: "passkeyPortal",
     name: "Passkey Portal",
@@ -33,12 +41,7 @@ export function passkeyPortal(parameters) {
 
     async disconnect() {
       const portal = await this.getProvider();
-      if (onAccountsChanged) {
-        portal.removeListener("accountsChanged", onAccountsChanged);
-        portal.removeListener("chainChanged", onChainChanged);
-        onAccountsChanged = null;
-        onChainChanged = null;
-      }
+      stopListening(portal);
       await portal.request({ method: "wallet_disconnect" });
     },
 
@@ -79,13 +82,7 @@ export function passkeyPortal(parameters) {
 
     async onDisconnect() {
       config.emitter.emit("disconnect");
-      const portal = await this.getProvider();
-      if (onAccountsChanged) {
-        portal.removeListener("accountsChanged", onAccountsChanged);
-        portal.removeListener("chainChanged", onChainChanged);
-        onAccountsChanged = null;
-        onChainChanged = null;
-      }
+      stopListening(await this.getProvider());
     },
   }));
 }
