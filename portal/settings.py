@@ -242,6 +242,16 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # than a whole sign-in); checked before reuse, so a restarted database is reconnected to.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's, with a health check that asks the socket instead of the server (portal.postgresql)
+    DATABASES["default"]["ENGINE"] = "portal.postgresql"
+    # Parameters bound by the server, and a statement run five times on a connection prepared:
+    # PostgreSQL then skips parsing and planning it (the portal's few hot queries run again and
+    # again). Behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+    # transaction mode), set DATABASE_PREPARED_STATEMENTS=false.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
 if "DATABASE_URL" not in env.ENVIRON:
     VAR_DIR.mkdir(exist_ok=True)  # the embedded default lives there; any manage.py can create it
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -73,3 +73,22 @@ def test_behind_a_configured_proxy_x_forwarded_proto_is_trusted() -> None:
     result = manage("shell", "-c", CLAIMS_HTTPS, **PRODUCTION, PORTAL_NUM_PROXIES="1")
 
     assert "STATUS 200" in result.stdout, result.stdout + result.stderr
+
+
+DATABASE_OPTIONS = (
+    "from django.conf import settings; "
+    "database = settings.DATABASES['default']; "
+    "print(database['ENGINE'], database['OPTIONS'].get('prepare_threshold'))"
+)
+
+
+def test_postgresql_prepares_repeated_statements_unless_told_not_to() -> None:
+    url = "postgres://portal@db.example:5432/portal"
+
+    default = manage("shell", "-c", DATABASE_OPTIONS, DATABASE_URL=url)
+    behind_an_old_pooler = manage(
+        "shell", "-c", DATABASE_OPTIONS, DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="false"
+    )
+
+    assert default.stdout.splitlines()[-1].split() == ["portal.postgresql", "5"], default.stderr
+    assert behind_an_old_pooler.stdout.splitlines()[-1].split() == ["portal.postgresql", "None"]
