@@ -18,13 +18,13 @@ from django.conf import settings
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
-    options_to_json,
     verify_authentication_response,
     verify_registration_response,
 )
 from webauthn.helpers import (
     base64url_to_bytes,
     bytes_to_base64url,
+    options_to_json_dict,
     parse_attestation_object,
     parse_authentication_credential_json,
     parse_authenticator_data,
@@ -143,8 +143,7 @@ def registration_options(
         supported_pub_key_algs=SUPPORTED_ALGORITHMS,
         hints=[PublicKeyCredentialHint(h) for h in hints] if hints else None,
     )
-    result: dict[str, Any] = json.loads(options_to_json(options))
-    return result
+    return dict(options_to_json_dict(options))
 
 
 def authentication_options(
@@ -158,8 +157,7 @@ def authentication_options(
         allow_credentials=_descriptors(allow),
         user_verification=UserVerificationRequirement.REQUIRED,
     )
-    result: dict[str, Any] = json.loads(options_to_json(options))
-    return result
+    return dict(options_to_json_dict(options))
 
 
 # --- parsing ---------------------------------------------------------------------------------
