@@ -1,6 +1,7 @@
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any
@@ -11,7 +12,8 @@ from django.db import transaction
 from django.db.models import Model
 from django.http import HttpRequest
 from django.utils import timezone
-from knox.models import AuthToken
+from knox.models import AuthToken, get_digest_token
+from knox.settings import CONSTANTS
 from rest_framework.request import Request
 
 from accounts.models import AuditEvent, SignIn, TokenReauthentication, User
@@ -30,16 +32,25 @@ SESSION_SEEN_AT = "signin_seen_at"
 LAST_SEEN_EVERY = timedelta(minutes=1)
 
 
-def record_event(
+def new_event(
     *, kind: str, user: User | None, client: ClientInfo | None, **details: Any
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    """An audit event, not yet saved (record_event saves it)."""
+    return AuditEvent(
         kind=kind,
         user=user,
         ip_address=client.ip_address if client else None,
         user_agent=client.user_agent if client else "",
         details=details,
     )
+
+
+def record_event(
+    *, kind: str, user: User | None, client: ClientInfo | None, **details: Any
+) -> AuditEvent:
+    event = new_event(kind=kind, user=user, client=client, **details)
+    event.save(force_insert=True)
+    return event
 
 
 @contextmanager
@@ -64,24 +75,50 @@ def guard_sensitive_action(*, action: str, user: User, client: ClientInfo | None
         check_sensitive_action(action=action)
 
 
-@transaction.atomic(savepoint=False)  # inside the sign-in's own transaction: no savepoint
-def issue_token(*, user: User, passkey: Model, client: ClientInfo) -> str:
-    """A new API token for a login that has just verified `passkey`. It starts out fresh: its
-    creation is its first passkey confirmation (see reauthenticated_until)."""
+@dataclass(frozen=True)
+class TokenSignIn:
+    """A new API token and its sign-in, not yet saved; `token` is what the client is given
+    (only its digest is stored)."""
+
+    token: str
+    auth_token: AuthToken
+    signin: SignIn
+
+
+def new_token_sign_in(*, user: User, passkey: Model, client: ClientInfo) -> TokenSignIn:
+    """A new API token for a login that has just verified `passkey`, not yet saved. It starts
+    out fresh: its creation is its first passkey confirmation (see reauthenticated_until)."""
     now = timezone.now()
-    instance, token = AuthToken.objects.create(user=user, expiry=settings.PORTAL_TOKEN_TTL)
-    SignIn.objects.create(
+    digest, token = get_digest_token()
+    expiry = now + settings.PORTAL_TOKEN_TTL
+    auth_token = AuthToken(
+        digest=digest,
+        token_key=token[: CONSTANTS.TOKEN_KEY_LENGTH],
+        user=user,
+        created=now,
+        expiry=expiry,
+    )
+    signin = SignIn(
         user=user,
         kind=SignIn.Kind.TOKEN,
-        token=instance,
+        token=auth_token,
         passkey_id=passkey.pk,
         ip_address=client.ip_address,
         user_agent=client.user_agent,
         created_at=now,
         last_seen_at=now,
-        expires_at=instance.expiry or now + settings.PORTAL_TOKEN_TTL,
+        expires_at=expiry,
     )
-    return token
+    return TokenSignIn(token=token, auth_token=auth_token, signin=signin)
+
+
+@transaction.atomic(savepoint=False)  # inside the sign-in's own transaction: no savepoint
+def issue_token(*, user: User, passkey: Model, client: ClientInfo) -> str:
+    """A new API token for a login that has just verified `passkey` (see new_token_sign_in)."""
+    new = new_token_sign_in(user=user, passkey=passkey, client=client)
+    new.auth_token.save(force_insert=True)
+    new.signin.save(force_insert=True)
+    return new.token
 
 
 def start_session(*, request: HttpRequest, user: User, passkey: Model) -> None:

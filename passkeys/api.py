@@ -145,17 +145,16 @@ class LoginVerifyApi(CeremonyAPIView):
     @extend_schema(
         request=InputSerializer, responses={200: OutputSerializer}, operation_id="login_verify"
     )
-    @one_transaction
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        client = ClientInfo.from_request(request)
-        user, passkey = services.complete_authentication(
+        # No transaction around the whole: the used-up ceremony (and a refusal's audit event)
+        # must stay, and what a sign-in writes is atomic by itself (record_token_sign_in).
+        user, token = services.sign_in_with_token(
             ceremony_id=data.validated_data["ceremony_id"],
             credential=data.validated_data["credential"],
-            client=client,
+            client=ClientInfo.from_request(request),
         )
-        token = issue_token(user=user, passkey=passkey, client=client)
         return Response(self.OutputSerializer({"token": token, "user": user}).data)
 
 

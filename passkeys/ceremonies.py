@@ -24,8 +24,15 @@ from accounts.models import AuditEvent, User
 from accounts.services import record_event
 from passkeys import webauthn
 from passkeys.models import Ceremony, Passkey
-from passkeys.selectors import passkey_with_owner
+from passkeys.selectors import (
+    PASSKEY_WITH_OWNER_JOIN,
+    PASSKEY_WITH_OWNER_MATCH,
+    passkey_from_row,
+    passkey_with_owner,
+    passkey_with_owner_columns,
+)
 from portal.client_info import ClientInfo
+from portal.db import default_database
 from portal.errors import Conflict, NotFound, PortalError
 
 CHALLENGE_BYTES = 32
@@ -72,6 +79,7 @@ def verify_passkey_assertion(
     """Check an assertion for a consumed ceremony, and record the passkey's use (see
     check_passkey_assertion: the ceremony's user is expected when it named one or a username)."""
     return check_passkey_assertion(
+        passkey=passkey_with_owner(credential_id=credential.raw_id),
         challenge=bytes(ceremony.challenge),
         expected_user_id=ceremony.user_id,
         named=ceremony.user_id is not None or bool(ceremony.username),
@@ -82,20 +90,24 @@ def verify_passkey_assertion(
 
 def check_passkey_assertion(
     *,
+    passkey: Passkey | None,
     challenge: bytes,
     expected_user_id: int | None,
     named: bool,
     credential: webauthn.AuthenticationCredential,
     client: ClientInfo,
+    record_use: bool = True,
 ) -> Passkey:
-    """Check an assertion over a used-up challenge, and record the passkey's use.
+    """Check an assertion over a used-up challenge, and record the passkey's use (its new sign
+    count, backup state and last use; with record_use=False they are only set on the passkey
+    returned, for the caller to write with the rest of what it writes).
 
-    The credential must be known; it must belong to `expected_user_id` when the ceremony was
-    `named` (a user, or a typed username that may match nobody); and userHandle, when present,
-    must be its owner's handle (required when nobody was named: that is how a discoverable
-    sign-in finds the user). The passkey comes back with its user, read in the same query.
+    `passkey` is the one registered with the credential's id, its user loaded (None: there is
+    none, see passkeys.selectors.passkey_with_owner). The credential must be known; it must
+    belong to `expected_user_id` when the ceremony was `named` (a user, or a typed username
+    that may match nobody); and userHandle, when present, must be its owner's handle (required
+    when nobody was named: that is how a discoverable sign-in finds the user).
     """
-    passkey = passkey_with_owner(credential_id=credential.raw_id)
     if passkey is None:
         raise webauthn.WebAuthnRefused(
             "unknown_credential", "This passkey is not registered here.", status=400
@@ -129,17 +141,26 @@ def check_passkey_assertion(
             received_sign_count=anomaly.received,
         )
         raise
-    now = timezone.now()
-    Passkey.objects.filter(pk=passkey.pk).update(
-        sign_count=verified.sign_count, backed_up=verified.backed_up, last_used_at=now
-    )
-    # What was just written, without reading the row (and its user) again.
     passkey.sign_count, passkey.backed_up, passkey.last_used_at = (
         verified.sign_count,
         verified.backed_up,
-        now,
+        timezone.now(),
     )
+    if record_use:
+        record_passkey_use(passkey=passkey)
     return passkey
+
+
+PASSKEY_USE_FIELDS = ("sign_count", "backed_up", "last_used_at")
+
+
+def record_passkey_use(*, passkey: Passkey) -> bool:
+    """Write what check_passkey_assertion set on `passkey` (without reading the row again).
+    False if the passkey is gone."""
+    written = Passkey.objects.filter(pk=passkey.pk).update(
+        **{name: getattr(passkey, name) for name in PASSKEY_USE_FIELDS}
+    )
+    return written == 1
 
 
 # --- sign-in ceremonies, written down only when used ----------------------------------------------
@@ -206,10 +227,13 @@ def new_login_ceremony(
     )
 
 
-def consume_login_ceremony(*, ceremony_id: uuid.UUID) -> LoginCeremony:
+def consume_login_ceremony(
+    *, ceremony_id: uuid.UUID, credential_id: bytes
+) -> tuple[LoginCeremony, Passkey | None]:
     """Use up a sign-in ceremony: refused as a stored ceremony would be when the portal did not
-    make it (or made it for something else), when it expired, or when it was used (this INSERT,
-    in the caller's transaction, is the single use)."""
+    make it (or made it for something else), when it expired, or when it was used (this INSERT
+    is the single use). With it, the passkey registered with `credential_id` and its owner
+    (see passkeys.selectors.passkey_with_owner): on PostgreSQL in the same statement."""
     fields, tag = ceremony_id.bytes[: _LOGIN_ID.size], ceremony_id.bytes[_LOGIN_ID.size :]
     if not hmac.compare_digest(tag, _login_id_tag(fields)):
         raise NotFound("ceremony_not_found", "No such ceremony: start again.")
@@ -227,9 +251,14 @@ def consume_login_ceremony(*, ceremony_id: uuid.UUID) -> LoginCeremony:
         "expires_at": expires_at,
         "consumed_at": now,
     }
-    if not _insert_unless_taken(used):
+    if connection.vendor == "postgresql":
+        written, passkey = _insert_and_read_passkey(used, credential_id)
+    else:
+        written = _insert_unless_taken(used)
+        passkey = passkey_with_owner(credential_id=credential_id) if written else None
+    if not written:
         raise Conflict("ceremony_used", "This ceremony was already used: start again.")
-    return LoginCeremony(ceremony_id=ceremony_id, expires_at=expires_at)
+    return LoginCeremony(ceremony_id=ceremony_id, expires_at=expires_at), passkey
 
 
 def open_login_challenge(*, ceremony: LoginCeremony, challenge: bytes | None) -> LoginChallenge:
@@ -252,20 +281,39 @@ def open_login_challenge(*, ceremony: LoginCeremony, challenge: bytes | None) ->
     return LoginChallenge(challenge=challenge, expected_user_id=user_id or None, named=named)
 
 
+def _insert_and_read_passkey(
+    values: dict[str, Any], credential_id: bytes
+) -> tuple[bool, Passkey | None]:
+    """_insert_unless_taken, and the passkey with `credential_id` read in the same statement
+    (PostgreSQL: an INSERT in a WITH query), one round trip for the two."""
+    db = default_database()
+    insert = _insert_unless_taken_sql(db.vendor, tuple(values))
+    sql = (
+        f"WITH used AS ({insert} RETURNING 1) "  # noqa: S608 - names from the models
+        f"SELECT EXISTS (SELECT FROM used), {passkey_with_owner_columns()} "
+        f"FROM (SELECT 1) AS one LEFT JOIN ({PASSKEY_WITH_OWNER_JOIN}) "
+        f"ON {PASSKEY_WITH_OWNER_MATCH}"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, [*_ceremony_values(db, values), credential_id])
+        row = cursor.fetchone()
+    return bool(row[0]), passkey_from_row(row[1:])
+
+
+def _ceremony_values(db: Any, values: dict[str, Any]) -> list[Any]:
+    return [
+        cast(Any, Ceremony._meta.get_field(name)).get_db_prep_save(value, db)
+        for name, value in values.items()
+    ]
+
+
 def _insert_unless_taken(values: dict[str, Any]) -> bool:
     """INSERT a ceremony row (the other columns are nullable) unless its ceremony_id is taken:
     ON CONFLICT DO NOTHING, which PostgreSQL and SQLite both speak, and which the ORM cannot say
     whether it wrote. True if it wrote."""
-    fields = [cast(Any, Ceremony._meta.get_field(name)) for name in values]
     sql = _insert_unless_taken_sql(connection.vendor, tuple(values))
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                field.get_db_prep_save(value, connection)
-                for field, value in zip(fields, values.values(), strict=True)
-            ],
-        )
+        cursor.execute(sql, _ceremony_values(connection, values))
         return cursor.rowcount == 1
 
 

@@ -12,6 +12,7 @@ from accounts.models import User
 from accounts.selectors import smart_account_of
 from passkeys.models import AuthenticatorProvider, Passkey
 from passkeys.webauthn import CredentialDescriptor
+from portal.db import default_database
 
 AT_RISK_SINGLE_PASSKEY = "single_passkey"
 AT_RISK_NO_SYNCED_PASSKEY = "no_synced_passkey"
@@ -107,46 +108,66 @@ def _model_columns(model: type[Model], alias: str) -> tuple[list[str], list[str]
     return sql, names, converters
 
 
-def _converted(values: tuple[Any, ...], converters: list[Any]) -> list[Any]:
+def _converted(db: Any, values: tuple[Any, ...], converters: list[Any]) -> list[Any]:
     converted = []
     for value, (functions, column) in zip(values, converters, strict=True):
         for function in functions:
-            value = function(value, column, connection)
+            value = function(value, column, db)
         converted.append(value)
     return converted
 
 
 @cache
-def _passkey_and_owner_query(vendor: str) -> tuple[str, list[str], list[str], list[Any], list[Any]]:
+def _passkey_and_owner_columns(
+    vendor: str,
+) -> tuple[str, list[str], list[str], list[Any], list[Any]]:
     passkey_sql, passkey_names, passkey_converters = _model_columns(Passkey, "passkey")
     user_sql, user_names, user_converters = _model_columns(User, "person")
     columns = ", ".join([*passkey_sql, *user_sql])  # from the models' metadata
-    sql = f"SELECT {columns} FROM passkeys_passkey passkey "  # noqa: S608
-    sql += "JOIN accounts_user person ON person.id = passkey.user_id "
-    sql += "WHERE passkey.credential_id = %s"
-    return sql, passkey_names, user_names, passkey_converters, user_converters
+    return columns, passkey_names, user_names, passkey_converters, user_converters
+
+
+# The passkey and its owner, for PASSKEY_WITH_OWNER_COLUMNS (the credential id: one parameter).
+PASSKEY_WITH_OWNER_JOIN = (
+    "passkeys_passkey passkey JOIN accounts_user person ON person.id = passkey.user_id"
+)
+PASSKEY_WITH_OWNER_MATCH = "passkey.credential_id = %s"
+
+
+def passkey_with_owner_columns() -> str:
+    """The columns that passkey_from_row reads, under PASSKEY_WITH_OWNER_JOIN's names."""
+    return _passkey_and_owner_columns(connection.vendor)[0]
+
+
+def passkey_from_row(row: tuple[Any, ...]) -> Passkey | None:
+    """The passkey, its `user` loaded, from passkey_with_owner_columns' values (None when they
+    are all NULL: an outer join that found no passkey)."""
+    if row[0] is None:  # the passkey's id
+        return None
+    db = default_database()
+    _, passkey_names, user_names, passkey_converters, user_converters = _passkey_and_owner_columns(
+        db.vendor
+    )
+    split = len(passkey_names)
+    passkey = Passkey.from_db(
+        db.alias, passkey_names, _converted(db, row[:split], passkey_converters)
+    )
+    passkey.user = User.from_db(db.alias, user_names, _converted(db, row[split:], user_converters))
+    return passkey
 
 
 def passkey_with_owner(*, credential_id: bytes) -> Passkey | None:
     """The passkey with this credential id, its `user` loaded: one row, read by one hand-written
     query (on every sign-in and approval, the ORM's building of this join cost more than the
     rest of the verify's reads and writes)."""
-    sql, passkey_names, user_names, passkey_converters, user_converters = _passkey_and_owner_query(
-        connection.vendor
+    sql = (
+        f"SELECT {passkey_with_owner_columns()} FROM {PASSKEY_WITH_OWNER_JOIN} "  # noqa: S608
+        f"WHERE {PASSKEY_WITH_OWNER_MATCH}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [credential_id])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    split = len(passkey_names)
-    passkey = Passkey.from_db(
-        connection.alias, passkey_names, _converted(row[:split], passkey_converters)
-    )
-    passkey.user = User.from_db(
-        connection.alias, user_names, _converted(row[split:], user_converters)
-    )
-    return passkey
+    return None if row is None else passkey_from_row(row)
 
 
 def owns_passkey(*, user: User, passkey_id: int) -> bool:

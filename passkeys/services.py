@@ -32,11 +32,13 @@ from passkeys.ceremonies import (
     new_ceremony,
     new_login_ceremony,
     open_login_challenge,
+    record_passkey_use,
     verify_passkey_assertion,
 )
 from passkeys.models import AuthenticatorProvider, Ceremony, Passkey
 from passkeys.onchain import add_passkey_on_chain, open_account_for, remove_passkey_on_chain
 from passkeys.selectors import credential_descriptors, sign_in_candidates
+from passkeys.token_signins import record_token_sign_in
 from portal.client_info import ClientInfo
 from portal.errors import Conflict, NotFound, PortalError
 
@@ -169,13 +171,16 @@ def begin_authentication(*, username: str | None) -> CeremonyOptions:
     return CeremonyOptions(ceremony=ceremony, public_key=options)
 
 
-def complete_authentication(
+def _authenticated_passkey(
     *, ceremony_id: uuid.UUID, credential: dict[str, Any], client: ClientInfo
-) -> tuple[User, Passkey]:
-    """Verify a sign-in. Once its ceremony is used up, a refusal is audited for the person the
-    ceremony named (nobody in a discoverable one): their activity shows the attempt."""
+) -> Passkey:
+    """Check a sign-in, the ceremony used up; the passkey comes back with its user and its new
+    sign count set but not written. Once its ceremony is used up, a refusal is audited for the
+    person the ceremony named (nobody in a discoverable one): their activity shows the attempt."""
     parsed = webauthn.parse_authentication_credential(credential)
-    ceremony = consume_login_ceremony(ceremony_id=ceremony_id)
+    ceremony, passkey_read = consume_login_ceremony(
+        ceremony_id=ceremony_id, credential_id=parsed.raw_id
+    )
     expected: LoginChallenge | None = None
     try:
         expected = open_login_challenge(
@@ -183,11 +188,13 @@ def complete_authentication(
             challenge=webauthn.client_data_challenge(parsed.response.client_data_json),
         )
         passkey = check_passkey_assertion(
+            passkey=passkey_read,
             challenge=expected.challenge,
             expected_user_id=expected.expected_user_id,
             named=expected.named,
             credential=parsed,
             client=client,
+            record_use=False,
         )
     except PortalError as exc:
         named_id = expected.expected_user_id if expected is not None else None
@@ -200,16 +207,39 @@ def complete_authentication(
             credential_id=parsed.id,
         )
         raise
-    user = passkey.user
-    if not user.is_active:
+    if not passkey.user.is_active:
         record_event(
-            kind=AuditEvent.Kind.LOGIN_FAILED, user=user, client=client, reason="account_disabled"
+            kind=AuditEvent.Kind.LOGIN_FAILED,
+            user=passkey.user,
+            client=client,
+            reason="account_disabled",
         )
         raise PortalError("account_disabled", "This account is disabled.", status=403)
+    return passkey
+
+
+def complete_authentication(
+    *, ceremony_id: uuid.UUID, credential: dict[str, Any], client: ClientInfo
+) -> tuple[User, Passkey]:
+    """Verify a sign-in (see _authenticated_passkey) and record it; the caller starts the
+    session."""
+    passkey = _authenticated_passkey(ceremony_id=ceremony_id, credential=credential, client=client)
+    record_passkey_use(passkey=passkey)
     record_event(
-        kind=AuditEvent.Kind.LOGIN_SUCCEEDED, user=user, client=client, passkey_id=passkey.pk
+        kind=AuditEvent.Kind.LOGIN_SUCCEEDED,
+        user=passkey.user,
+        client=client,
+        passkey_id=passkey.pk,
     )
-    return user, passkey
+    return passkey.user, passkey
+
+
+def sign_in_with_token(
+    *, ceremony_id: uuid.UUID, credential: dict[str, Any], client: ClientInfo
+) -> tuple[User, str]:
+    """Verify a sign-in (see _authenticated_passkey) and give it a new API token."""
+    passkey = _authenticated_passkey(ceremony_id=ceremony_id, credential=credential, client=client)
+    return passkey.user, record_token_sign_in(passkey=passkey, client=client)
 
 
 # --- re-authentication -----------------------------------------------------------------------

@@ -4,7 +4,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from portal.errors import PortalError
 
@@ -30,3 +30,10 @@ def one_transaction(view: F) -> F:
         raise refusal
 
     return wrapper  # type: ignore[return-value]
+
+
+def default_database() -> Any:
+    """The default database's connection wrapper itself. django.db.connection is a proxy that
+    looks the wrapper up (a thread-local) on every attribute: hand-written queries on the
+    sign-in path, which hand it to each field's conversions, take the wrapper once instead."""
+    return connections[DEFAULT_DB_ALIAS]

@@ -1,0 +1,145 @@
+"""What an API sign-in writes (passkeys.token_signins): one statement on PostgreSQL, the ORM
+elsewhere, the same rows either way; nothing when the passkey went away meanwhile."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from accounts.models import AuditEvent, SignIn
+from chain.devtools.authenticator import SoftAuthenticator
+from passkeys.models import Passkey
+from passkeys.token_signins import (
+    record_token_sign_in,
+    sign_in_rows,
+    write_in_one_statement,
+    write_with_orm,
+)
+from portal.client_info import ClientInfo
+from portal.errors import PortalError
+
+pytestmark = pytest.mark.django_db
+
+Writer = Callable[..., bool]
+CLIENT = ClientInfo(ip_address="198.51.100.7", user_agent="Firefox on a laptop")
+
+
+def needs_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (make test runs on it)")
+
+
+def verified_passkey(sign_count: int) -> Passkey:
+    """Alice's passkey as a verify leaves it: its new use set on it, not yet written."""
+    passkey = Passkey.objects.select_related("user").get()
+    passkey.sign_count, passkey.backed_up, passkey.last_used_at = sign_count, True, timezone.now()
+    return passkey
+
+
+def written_by(writer: Writer, sign_count: int) -> dict[str, Any]:
+    """What `writer` wrote for one sign-in, minus what differs by nature (ids, times, digests)."""
+    passkey = verified_passkey(sign_count)
+    rows = sign_in_rows(passkey=passkey, client=CLIENT)
+    assert writer(passkey=passkey, rows=rows) is True
+    event = AuditEvent.objects.filter(kind="login_succeeded").latest("id")
+    token = AuthToken.objects.get(digest=rows.new.auth_token.digest)
+    signin = SignIn.objects.get(token=token)
+    stored = Passkey.objects.get(pk=passkey.pk)
+    return {
+        "passkey": (
+            stored.sign_count,
+            stored.backed_up,
+            stored.last_used_at == passkey.last_used_at,
+        ),
+        "event": (event.user_id, event.ip_address, event.user_agent, event.details),
+        "token": (token.user_id, round((token.expiry - token.created).total_seconds())),
+        "signin": (
+            signin.user_id,
+            signin.kind,
+            signin.passkey_id,
+            signin.session_key,
+            signin.ip_address,
+            signin.user_agent,
+            signin.expires_at == token.expiry,
+            signin.created_at == signin.last_seen_at,
+        ),
+    }
+
+
+def test_one_statement_writes_what_the_orm_writes(sign_up: Any) -> None:
+    needs_postgresql()
+    sign_up("alice")
+
+    in_one = written_by(write_in_one_statement, sign_count=7)
+    with_orm = written_by(write_with_orm, sign_count=8)
+
+    assert in_one["passkey"] == (7, True, True)
+    assert with_orm["passkey"] == (8, True, True)
+    assert in_one["event"] == with_orm["event"]
+    passkey_id = Passkey.objects.get().pk
+    assert in_one["event"][1:] == (
+        "198.51.100.7",
+        "Firefox on a laptop",
+        {"passkey_id": passkey_id},
+    )
+    assert in_one["token"] == with_orm["token"]
+    assert in_one["signin"] == with_orm["signin"]
+    assert in_one["signin"][1:4] == ("token", passkey_id, None)
+
+
+@pytest.mark.parametrize("writer", [write_in_one_statement, write_with_orm])
+def test_a_passkey_deleted_since_it_was_read_signs_nobody_in(sign_up: Any, writer: Writer) -> None:
+    if writer is write_in_one_statement:
+        needs_postgresql()
+    sign_up("alice")
+    passkey = verified_passkey(sign_count=3)
+    Passkey.objects.filter(pk=passkey.pk).delete()  # and the sign-up's token with it
+    tokens = AuthToken.objects.count()
+
+    assert writer(passkey=passkey, rows=sign_in_rows(passkey=passkey, client=CLIENT)) is False
+
+    assert not AuditEvent.objects.filter(kind="login_succeeded").exists()
+    assert AuthToken.objects.count() == tokens
+    assert not SignIn.objects.filter(kind="token", passkey_id=passkey.pk).exists()
+
+
+def test_record_token_sign_in_refuses_a_deleted_passkey(sign_up: Any) -> None:
+    sign_up("alice")
+    passkey = verified_passkey(sign_count=3)
+    Passkey.objects.filter(pk=passkey.pk).delete()
+
+    with pytest.raises(PortalError) as refused:
+        record_token_sign_in(passkey=passkey, client=CLIENT)
+
+    assert refused.value.code == "unknown_credential"
+    assert refused.value.status_code == 400
+
+
+def test_a_sign_in_is_prepared_by_postgresql_once_it_repeats(
+    api_client: APIClient,
+    authenticator: SoftAuthenticator,
+    sign_up: Any,
+    login_options: Callable[..., dict[str, Any]],
+) -> None:
+    """After a few sign-ins on a connection, their statements are prepared: PostgreSQL no longer
+    parses and plans them (DATABASE_PREPARED_STATEMENTS, on by default)."""
+    needs_postgresql()
+    sign_up("alice")
+    for _ in range(7):
+        options = login_options("alice")
+        body = {
+            "ceremony_id": options["ceremony_id"],
+            "credential": authenticator.get(options["publicKey"]),
+        }
+        assert api_client.post("/api/v1/auth/login/verify", body, format="json").status_code == 200
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+
+    assert any(statement.startswith("WITH used AS (UPDATE") for statement in prepared)
+    assert any("FROM passkeys_passkey passkey JOIN accounts_user" in s for s in prepared)
