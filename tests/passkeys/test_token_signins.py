@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
@@ -143,3 +144,31 @@ def test_a_sign_in_is_prepared_by_postgresql_once_it_repeats(
 
     assert any(statement.startswith("WITH used AS (UPDATE") for statement in prepared)
     assert any("FROM passkeys_passkey passkey JOIN accounts_user" in s for s in prepared)
+
+
+def test_a_sign_in_costs_one_statement_for_its_options_and_two_for_its_verify(
+    api_client: APIClient,
+    authenticator: SoftAuthenticator,
+    sign_up: Any,
+    login_options: Callable[..., dict[str, Any]],
+) -> None:
+    """What bench/login.py reports, kept from growing back: the options read the user's passkeys;
+    the verify uses up the ceremony reading the passkey, then writes the sign-in."""
+    needs_postgresql()
+    sign_up("alice")
+
+    with CaptureQueriesContext(connection) as options_statements:
+        options = login_options("alice")
+    body = {
+        "ceremony_id": options["ceremony_id"],
+        "credential": authenticator.get(options["publicKey"]),
+    }
+    with CaptureQueriesContext(connection) as verify_statements:
+        response = api_client.post("/api/v1/auth/login/verify", body, format="json")
+
+    assert response.status_code == 200
+    assert len(options_statements) == 1
+    assert [query["sql"].split()[:3] for query in verify_statements] == [
+        ["WITH", "used", "AS"],
+        ["WITH", "used", "AS"],
+    ]
