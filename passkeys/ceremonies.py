@@ -88,6 +88,13 @@ def verify_passkey_assertion(
     )
 
 
+def unknown_credential() -> webauthn.WebAuthnRefused:
+    """The refusal of a credential no passkey here has (or no longer has)."""
+    return webauthn.WebAuthnRefused(
+        "unknown_credential", "This passkey is not registered here.", status=400
+    )
+
+
 def check_passkey_assertion(
     *,
     passkey: Passkey | None,
@@ -109,9 +116,7 @@ def check_passkey_assertion(
     when nobody was named: that is how a discoverable sign-in finds the user).
     """
     if passkey is None:
-        raise webauthn.WebAuthnRefused(
-            "unknown_credential", "This passkey is not registered here.", status=400
-        )
+        raise unknown_credential()
     owner = passkey.user
     user_handle = webauthn.user_handle_of(credential)
     if named and expected_user_id != owner.pk:

@@ -17,11 +17,10 @@ from knox.models import AuthToken
 
 from accounts.models import AuditEvent, SignIn
 from accounts.services import TokenSignIn, new_event, new_token_sign_in
-from passkeys.ceremonies import PASSKEY_USE_FIELDS, record_passkey_use
+from passkeys.ceremonies import PASSKEY_USE_FIELDS, record_passkey_use, unknown_credential
 from passkeys.models import Passkey
 from portal.client_info import ClientInfo
 from portal.db import default_database
-from portal.errors import PortalError
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def record_token_sign_in(*, passkey: Passkey, client: ClientInfo) -> str:
     else:
         written = write_with_orm(passkey=passkey, rows=rows)
     if not written:
-        raise PortalError("unknown_credential", "This passkey is not registered here.", status=400)
+        raise unknown_credential()
     return rows.new.token
 
 
