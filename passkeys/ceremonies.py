@@ -292,17 +292,23 @@ def _insert_and_read_passkey(
     """_insert_unless_taken, and the passkey with `credential_id` read in the same statement
     (PostgreSQL: an INSERT in a WITH query), one round trip for the two."""
     db = default_database()
-    insert = _insert_unless_taken_sql(db.vendor, tuple(values))
-    sql = (
-        f"WITH used AS ({insert} RETURNING 1) "  # noqa: S608 - names from the models
+    with db.cursor() as cursor:
+        cursor.execute(
+            _insert_and_read_passkey_sql(db.vendor, tuple(values)),
+            [*_ceremony_values(db, values), credential_id],
+        )
+        row = cursor.fetchone()
+    return bool(row[0]), passkey_from_row(row[1:])
+
+
+@cache
+def _insert_and_read_passkey_sql(vendor: str, names: tuple[str, ...]) -> str:
+    return (
+        f"WITH used AS ({_insert_unless_taken_sql(vendor, names)} RETURNING 1) "  # noqa: S608
         f"SELECT EXISTS (SELECT FROM used), {passkey_with_owner_columns()} "
         f"FROM (SELECT 1) AS one LEFT JOIN ({PASSKEY_WITH_OWNER_JOIN}) "
         f"ON {PASSKEY_WITH_OWNER_MATCH}"
     )
-    with db.cursor() as cursor:
-        cursor.execute(sql, [*_ceremony_values(db, values), credential_id])
-        row = cursor.fetchone()
-    return bool(row[0]), passkey_from_row(row[1:])
 
 
 def _ceremony_values(db: Any, values: dict[str, Any]) -> list[Any]:

@@ -127,7 +127,7 @@ def _passkey_and_owner_columns(
     return columns, passkey_names, user_names, passkey_converters, user_converters
 
 
-# The passkey and its owner, for PASSKEY_WITH_OWNER_COLUMNS (the credential id: one parameter).
+# The passkey and its owner, for passkey_with_owner_columns() (the credential id: one parameter).
 PASSKEY_WITH_OWNER_JOIN = (
     "passkeys_passkey passkey JOIN accounts_user person ON person.id = passkey.user_id"
 )
@@ -156,16 +156,20 @@ def passkey_from_row(row: tuple[Any, ...]) -> Passkey | None:
     return passkey
 
 
+@cache
+def _passkey_with_owner_sql(vendor: str) -> str:
+    return (
+        f"SELECT {passkey_with_owner_columns()} FROM {PASSKEY_WITH_OWNER_JOIN} "  # noqa: S608
+        f"WHERE {PASSKEY_WITH_OWNER_MATCH}"
+    )
+
+
 def passkey_with_owner(*, credential_id: bytes) -> Passkey | None:
     """The passkey with this credential id, its `user` loaded: one row, read by one hand-written
     query (on every sign-in and approval, the ORM's building of this join cost more than the
     rest of the verify's reads and writes)."""
-    sql = (
-        f"SELECT {passkey_with_owner_columns()} FROM {PASSKEY_WITH_OWNER_JOIN} "  # noqa: S608
-        f"WHERE {PASSKEY_WITH_OWNER_MATCH}"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [credential_id])
+        cursor.execute(_passkey_with_owner_sql(connection.vendor), [credential_id])
         row = cursor.fetchone()
     return None if row is None else passkey_from_row(row)
 
