@@ -3,9 +3,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from chain.devtools.authenticator import SoftAuthenticator
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgresql") and connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (make test runs on it)")
 
 
 @pytest.fixture(autouse=True)

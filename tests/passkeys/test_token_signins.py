@@ -29,11 +29,6 @@ Writer = Callable[..., bool]
 CLIENT = ClientInfo(ip_address="198.51.100.7", user_agent="Firefox on a laptop")
 
 
-def needs_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only (make test runs on it)")
-
-
 def verified_passkey(sign_count: int) -> Passkey:
     """Alice's passkey as a verify leaves it: its new use set on it, not yet written."""
     passkey = Passkey.objects.select_related("user").get()
@@ -71,8 +66,8 @@ def written_by(writer: Writer, sign_count: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.postgresql
 def test_one_statement_writes_what_the_orm_writes(sign_up: Any) -> None:
-    needs_postgresql()
     sign_up("alice")
 
     in_one = written_by(write_in_one_statement, sign_count=7)
@@ -92,10 +87,10 @@ def test_one_statement_writes_what_the_orm_writes(sign_up: Any) -> None:
     assert in_one["signin"][1:4] == ("token", passkey_id, None)
 
 
-@pytest.mark.parametrize("writer", [write_in_one_statement, write_with_orm])
+@pytest.mark.parametrize(
+    "writer", [pytest.param(write_in_one_statement, marks=pytest.mark.postgresql), write_with_orm]
+)
 def test_a_passkey_deleted_since_it_was_read_signs_nobody_in(sign_up: Any, writer: Writer) -> None:
-    if writer is write_in_one_statement:
-        needs_postgresql()
     sign_up("alice")
     passkey = verified_passkey(sign_count=3)
     Passkey.objects.filter(pk=passkey.pk).delete()  # and the sign-up's token with it
@@ -120,6 +115,7 @@ def test_record_token_sign_in_refuses_a_deleted_passkey(sign_up: Any) -> None:
     assert refused.value.status_code == 400
 
 
+@pytest.mark.postgresql
 def test_a_sign_in_is_prepared_by_postgresql_once_it_repeats(
     api_client: APIClient,
     authenticator: SoftAuthenticator,
@@ -128,7 +124,6 @@ def test_a_sign_in_is_prepared_by_postgresql_once_it_repeats(
 ) -> None:
     """After a few sign-ins on a connection, their statements are prepared: PostgreSQL no longer
     parses and plans them (DATABASE_PREPARED_STATEMENTS, on by default)."""
-    needs_postgresql()
     sign_up("alice")
     for _ in range(7):
         options = login_options("alice")
@@ -146,6 +141,7 @@ def test_a_sign_in_is_prepared_by_postgresql_once_it_repeats(
     assert any("FROM passkeys_passkey passkey JOIN accounts_user" in s for s in prepared)
 
 
+@pytest.mark.postgresql
 def test_a_sign_in_costs_one_statement_for_its_options_and_two_for_its_verify(
     api_client: APIClient,
     authenticator: SoftAuthenticator,
@@ -154,7 +150,6 @@ def test_a_sign_in_costs_one_statement_for_its_options_and_two_for_its_verify(
 ) -> None:
     """What bench/login.py reports, kept from growing back: the options read the user's passkeys;
     the verify uses up the ceremony reading the passkey, then writes the sign-in."""
-    needs_postgresql()
     sign_up("alice")
 
     with CaptureQueriesContext(connection) as options_statements:

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from django.db import close_old_connections, connection
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql]
 
 
 def end_from_the_server(pid: int) -> None:
@@ -18,8 +18,6 @@ def end_from_the_server(pid: int) -> None:
 
 
 def test_a_connection_the_server_ended_is_replaced_at_the_next_request() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only (make test runs on it)")
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (pid,) = cursor.fetchone()
