@@ -107,6 +107,27 @@ def test_unknown_or_other_purpose_ceremony_is_not_found(
     assert response.json()["code"] == "ceremony_not_found"
 
 
+def race(url: str, body: dict[str, Any], *, address: str, requests: int = 4) -> list[int]:
+    """POST the same body from `requests` threads released at once; their status codes."""
+    start = threading.Barrier(requests)
+    results: list[int] = []
+
+    def attempt() -> None:
+        try:
+            start.wait()
+            response = APIClient(REMOTE_ADDR=address).post(url, body, format="json")
+            results.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_verifies_of_one_ceremony_only_one_wins(
     authenticator: SoftAuthenticator,
@@ -116,24 +137,8 @@ def test_concurrent_verifies_of_one_ceremony_only_one_wins(
     options = register_options(client)
     credential = authenticator.create(options["publicKey"])
     body = {"ceremony_id": options["ceremony_id"], "credential": credential}
-    start = threading.Barrier(4)
-    results: list[int] = []
 
-    def attempt() -> None:
-        try:
-            start.wait()
-            response = APIClient(REMOTE_ADDR="203.0.113.8").post(
-                "/api/v1/auth/register/verify", body, format="json"
-            )
-            results.append(response.status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race("/api/v1/auth/register/verify", body, address="203.0.113.8")
 
     assert sorted(results) == [201, 409, 409, 409]
     assert User.objects.count() == 1
@@ -278,24 +283,8 @@ def test_concurrent_sign_ins_with_one_ceremony_only_one_wins(
     assert created.status_code == 201
     options = client.post("/api/v1/auth/login/options", {}, format="json").json()
     body = sign_in_body(authenticator, options)
-    start = threading.Barrier(4)
-    results: list[int] = []
 
-    def attempt() -> None:
-        try:
-            start.wait()
-            response = APIClient(REMOTE_ADDR="203.0.113.10").post(
-                "/api/v1/auth/login/verify", body, format="json"
-            )
-            results.append(response.status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attempt) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race("/api/v1/auth/login/verify", body, address="203.0.113.10")
 
     assert sorted(results) == [200, 409, 409, 409]
     assert SignIn.objects.count() == 2  # the sign-up's and one sign-in's
