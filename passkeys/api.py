@@ -39,7 +39,7 @@ from portal.client_info import ClientInfo
 from portal.db import one_transaction
 from portal.errors import NotFound
 from portal.fields import StrictCharField
-from portal.throttling import AuthRateThrottle
+from portal.throttling import AuthRateThrottle, CeremonyVerifyAPIView
 from portal.validators import reject_control_characters
 
 
@@ -85,7 +85,7 @@ class RegisterOptionsApi(CeremonyAPIView):
         )
 
 
-class RegisterVerifyApi(CeremonyAPIView):
+class RegisterVerifyApi(CeremonyVerifyAPIView, CeremonyAPIView):
     class InputSerializer(serializers.Serializer[Any]):
         ceremony_id = CeremonyIdField()
         credential = CredentialField()
@@ -133,7 +133,7 @@ class LoginOptionsApi(CeremonyAPIView):
         return ceremony_response(services.begin_authentication(username=username or None))
 
 
-class LoginVerifyApi(CeremonyAPIView):
+class LoginVerifyApi(CeremonyVerifyAPIView, CeremonyAPIView):
     class InputSerializer(serializers.Serializer[Any]):
         ceremony_id = CeremonyIdField()
         credential = CredentialField()
@@ -170,9 +170,8 @@ class ReauthOptionsApi(APIView):
         return ceremony_response(services.begin_reauthentication(user=current_user(request)))
 
 
-class ReauthVerifyApi(APIView):
+class ReauthVerifyApi(CeremonyVerifyAPIView):
     permission_classes = [IsAuthenticated]
-    throttle_classes = [AuthRateThrottle]
 
     class InputSerializer(serializers.Serializer[Any]):
         ceremony_id = CeremonyIdField()

@@ -16,7 +16,6 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.permissions import current_user
@@ -30,7 +29,7 @@ from portal.client_info import ClientInfo
 from portal.csrf import CsrfProtected
 from portal.db import one_transaction
 from portal.fields import StrictCharField
-from portal.throttling import AuthRateThrottle
+from portal.throttling import CeremonyVerifyAPIView
 from portal.validators import reject_control_characters
 
 
@@ -66,10 +65,9 @@ def passkeys_page(request: HttpRequest) -> HttpResponse:
     return render(request, "passkeys/manage.html", account_overview(user=current_user(request)))
 
 
-class PageVerifyView(APIView):
+class PageVerifyView(CeremonyVerifyAPIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny, CsrfProtected]
-    throttle_classes = [AuthRateThrottle]
     schema = None
 
     def start_session(

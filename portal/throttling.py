@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
@@ -16,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 # Counters kept in this process while the shared cache (Redis) cannot be reached.
 _fallback_cache = LocMemCache("portal-throttle-fallback", {"MAX_ENTRIES": 100_000})
+# Addresses whose window this process has seen used up by refused verifies (CeremonyVerifyThrottle).
+_spent_windows = LocMemCache("portal-throttle-spent", {"MAX_ENTRIES": 100_000})
 _LOG_EVERY_SECONDS = 60.0
 _last_logged = 0.0
 
@@ -60,19 +63,26 @@ class AuthRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": client_address(request)}
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        if self.limit is None or self.period is None:
+        if self.limit is None:
             return True
+        return self.count(self.window_key(request, view)) <= self.limit
+
+    def window_key(self, request: Request, view: APIView) -> str:
+        """The counter of this address in the current window (sets `now` and `window_ends`)."""
+        assert self.period is not None  # noqa: S101 - only called with a rate
         self.now = self.timer()
         window = int(self.now // self.period)
         self.window_ends = (window + 1) * self.period
-        key = f"{self.get_cache_key(request, view)}:{window}"
+        return f"{self.get_cache_key(request, view)}:{window}"
+
+    def count(self, key: str) -> int:
+        """Count one request on `key`; its number in the window."""
         try:
             # The backend itself, not DRF's proxy to it (which hides its class).
-            count = self._count(caches[DEFAULT_CACHE_ALIAS], key)
+            return self._count(caches[DEFAULT_CACHE_ALIAS], key)
         except Exception as exc:  # the cache backend's own errors (redis, OSError, ...)
             _log_fallback(exc)
-            count = self._count(_fallback_cache, key)
-        return count <= self.limit
+            return self._count(_fallback_cache, key)
 
     def _count(self, cache: Any, key: str) -> int:
         """This request's number in the window: one atomic increment (or the first add)."""
@@ -88,3 +98,50 @@ class AuthRateThrottle(SimpleRateThrottle):
 
     def wait(self) -> float:
         return max(self.window_ends - self.now, 1.0)
+
+
+class CeremonyVerifyThrottle(AuthRateThrottle):
+    """PORTAL_AUTH_RATE for a verify endpoint, whose ceremony was begun by an options request
+    that AuthRateThrottle counted.
+
+    A verify that completes its ceremony was paid for by those options: it is not counted (no
+    round trip to the cache). A refused one (bad input, used or unknown ceremony, wrong
+    signature, missing CSRF token, ...) is counted after its answer (`count_refusal`, called by
+    CeremonyVerifyAPIView). Once an address's refusals, with its options, reach the limit, this
+    process remembers that window as spent and refuses that address's next requests before
+    their body is read; another process learns it at that address's next refusal there, so a
+    window admits at most one refusal per process beyond the limit.
+    """
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if self.limit is None:
+            return True
+        return _spent_windows.get(self.spent_key(self.window_key(request, view))) is None
+
+    def count_refusal(self, request: Request, view: APIView) -> None:
+        if self.limit is None:
+            return
+        key = self.window_key(request, view)
+        if self.count(key) >= self.limit:
+            timeout = self.window_ends - self.now + 1
+            _spent_windows.set(self.spent_key(key), True, timeout=timeout)
+
+    @staticmethod
+    def spent_key(key: str) -> str:
+        # Named as the counter is in the shared cache (with its KEY_PREFIX).
+        return str(caches[DEFAULT_CACHE_ALIAS].make_key(key))
+
+
+class CeremonyVerifyAPIView(APIView):
+    """A view that completes a ceremony: CeremonyVerifyThrottle, and its refusals counted (a 429
+    is not counted again)."""
+
+    throttle_classes = [CeremonyVerifyThrottle]
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400 and response.status_code != 429:
+            CeremonyVerifyThrottle().count_refusal(request, self)
+        return response

@@ -106,6 +106,20 @@ def test_with_redis_stopped_the_limit_still_holds_per_process(
     assert answers == [200, 200, 200, 429]
 
 
+def test_with_redis_stopped_refused_verifies_still_count_per_process(
+    redis_cache: RedisServer, settings: Any
+) -> None:
+    settings.PORTAL_AUTH_RATE = "2/min"
+    redis_cache.stop()
+    client = APIClient(REMOTE_ADDR="198.51.100.24")
+
+    answers = [
+        client.post("/api/v1/auth/login/verify", {}, format="json").status_code for _ in range(3)
+    ]
+
+    assert answers == [400, 400, 429]
+
+
 def test_the_page_sign_in_works_with_redis_stopped(redis_cache: RedisServer) -> None:
     from django.test import Client
 
