@@ -232,38 +232,52 @@ def new_login_ceremony(
     )
 
 
-def consume_login_ceremony(
+def open_login_ceremony(
     *, ceremony_id: uuid.UUID, credential_id: bytes
 ) -> tuple[LoginCeremony, Passkey | None]:
-    """Use up a sign-in ceremony: refused as a stored ceremony would be when the portal did not
-    make it (or made it for something else), when it expired, or when it was used (this INSERT
-    is the single use). With it, the passkey registered with `credential_id` and its owner
-    (see passkeys.selectors.passkey_with_owner): on PostgreSQL in the same statement."""
+    """A sign-in ceremony, refused as a stored ceremony would be when the portal did not make it
+    (or made it for something else), when it expired, or when it was used. With it, the passkey
+    registered with `credential_id` and its owner (see passkeys.selectors.passkey_with_owner):
+    on PostgreSQL in the same statement. Nothing is written: what the verify writes next uses the
+    ceremony up, its sign-in (passkeys.token_signins, or the session's) or its refusal."""
     fields, tag = ceremony_id.bytes[: _LOGIN_ID.size], ceremony_id.bytes[_LOGIN_ID.size :]
     if not hmac.compare_digest(tag, _login_id_tag(fields)):
         raise NotFound("ceremony_not_found", "No such ceremony: start again.")
     expires_at = datetime.fromtimestamp(_LOGIN_ID.unpack(fields)[0], tz=UTC)
-    now = timezone.now()
-    if expires_at <= now:
+    if expires_at <= timezone.now():
         raise PortalError("ceremony_expired", "This ceremony has expired: start again.", status=410)
-    used = {
-        "ceremony_id": ceremony_id,
+    if connection.vendor == "postgresql":
+        used, passkey = _read_use_and_passkey(ceremony_id, credential_id)
+    else:
+        used = Ceremony.objects.filter(ceremony_id=ceremony_id).exists()
+        passkey = None if used else passkey_with_owner(credential_id=credential_id)
+    if used:
+        raise ceremony_used()
+    return LoginCeremony(ceremony_id=ceremony_id, expires_at=expires_at), passkey
+
+
+def ceremony_used() -> Conflict:
+    return Conflict("ceremony_used", "This ceremony was already used: start again.")
+
+
+def used_login_ceremony(ceremony: LoginCeremony) -> dict[str, Any]:
+    """The row that writes `ceremony` down as used (column: value)."""
+    return {
+        "ceremony_id": ceremony.ceremony_id,
         "purpose": Ceremony.Purpose.AUTHENTICATION,
         "challenge": b"",
         "username": "",
         "display_name": "",
-        "created_at": expires_at - settings.PORTAL_CEREMONY_TTL,
-        "expires_at": expires_at,
-        "consumed_at": now,
+        "created_at": ceremony.expires_at - settings.PORTAL_CEREMONY_TTL,
+        "expires_at": ceremony.expires_at,
+        "consumed_at": timezone.now(),
     }
-    if connection.vendor == "postgresql":
-        written, passkey = _insert_and_read_passkey(used, credential_id)
-    else:
-        written = _insert_unless_taken(used)
-        passkey = passkey_with_owner(credential_id=credential_id) if written else None
-    if not written:
-        raise Conflict("ceremony_used", "This ceremony was already used: start again.")
-    return LoginCeremony(ceremony_id=ceremony_id, expires_at=expires_at), passkey
+
+
+def consume_login_ceremony(*, ceremony: LoginCeremony) -> bool:
+    """Write `ceremony` down as used: this INSERT is its single use. False if a concurrent verify
+    used it first."""
+    return insert_unless_taken(used_login_ceremony(ceremony))
 
 
 def open_login_challenge(*, ceremony: LoginCeremony, challenge: bytes | None) -> LoginChallenge:
@@ -286,50 +300,49 @@ def open_login_challenge(*, ceremony: LoginCeremony, challenge: bytes | None) ->
     return LoginChallenge(challenge=challenge, expected_user_id=user_id or None, named=named)
 
 
-def _insert_and_read_passkey(
-    values: dict[str, Any], credential_id: bytes
+def _read_use_and_passkey(
+    ceremony_id: uuid.UUID, credential_id: bytes
 ) -> tuple[bool, Passkey | None]:
-    """_insert_unless_taken, and the passkey with `credential_id` read in the same statement
-    (PostgreSQL: an INSERT in a WITH query), one round trip for the two."""
+    """Whether the ceremony was used, and the passkey with `credential_id`: one SELECT."""
     db = default_database()
+    field = cast(Any, Ceremony._meta.get_field("ceremony_id"))
     with db.cursor() as cursor:
         cursor.execute(
-            _insert_and_read_passkey_sql(db.vendor, tuple(values)),
-            [*_ceremony_values(db, values), credential_id],
+            _read_use_and_passkey_sql(), [field.get_db_prep_value(ceremony_id, db), credential_id]
         )
         row = cursor.fetchone()
     return bool(row[0]), passkey_from_row(row[1:])
 
 
 @cache
-def _insert_and_read_passkey_sql(vendor: str, names: tuple[str, ...]) -> str:
+def _read_use_and_passkey_sql() -> str:
     return (
-        f"WITH used AS ({_insert_unless_taken_sql(vendor, names)} RETURNING 1) "  # noqa: S608
-        f"SELECT EXISTS (SELECT FROM used), {passkey_with_owner_columns()} "
+        "SELECT EXISTS (SELECT FROM passkeys_ceremony WHERE ceremony_id = %s), "  # noqa: S608 - names from the models
+        f"{passkey_with_owner_columns()} "
         f"FROM (SELECT 1) AS one LEFT JOIN ({PASSKEY_WITH_OWNER_JOIN}) "
         f"ON {PASSKEY_WITH_OWNER_MATCH}"
     )
 
 
-def _ceremony_values(db: Any, values: dict[str, Any]) -> list[Any]:
+def ceremony_values(db: Any, values: dict[str, Any]) -> list[Any]:
     return [
         cast(Any, Ceremony._meta.get_field(name)).get_db_prep_save(value, db)
         for name, value in values.items()
     ]
 
 
-def _insert_unless_taken(values: dict[str, Any]) -> bool:
+def insert_unless_taken(values: dict[str, Any]) -> bool:
     """INSERT a ceremony row (the other columns are nullable) unless its ceremony_id is taken:
     ON CONFLICT DO NOTHING, which PostgreSQL and SQLite both speak, and which the ORM cannot say
     whether it wrote. True if it wrote."""
-    sql = _insert_unless_taken_sql(connection.vendor, tuple(values))
+    sql = insert_unless_taken_sql(connection.vendor, tuple(values))
     with connection.cursor() as cursor:
-        cursor.execute(sql, _ceremony_values(connection, values))
+        cursor.execute(sql, ceremony_values(connection, values))
         return cursor.rowcount == 1
 
 
 @cache
-def _insert_unless_taken_sql(vendor: str, names: tuple[str, ...]) -> str:
+def insert_unless_taken_sql(vendor: str, names: tuple[str, ...]) -> str:
     columns = ", ".join(connection.ops.quote_name(name) for name in names)  # plain columns
     placeholders = ", ".join(["%s"] * len(names))
     return (

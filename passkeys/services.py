@@ -26,11 +26,13 @@ from passkeys import webauthn
 from passkeys.ceremonies import (
     LoginCeremony,
     LoginChallenge,
+    ceremony_used,
     check_passkey_assertion,
     consume_ceremony,
     consume_login_ceremony,
     new_ceremony,
     new_login_ceremony,
+    open_login_ceremony,
     open_login_challenge,
     record_passkey_use,
     verify_passkey_assertion,
@@ -173,12 +175,13 @@ def begin_authentication(*, username: str | None) -> CeremonyOptions:
 
 def _authenticated_passkey(
     *, ceremony_id: uuid.UUID, credential: dict[str, Any], client: ClientInfo
-) -> Passkey:
-    """Check a sign-in, the ceremony used up; the passkey comes back with its user and its new
-    sign count set but not written. Once its ceremony is used up, a refusal is audited for the
-    person the ceremony named (nobody in a discoverable one): their activity shows the attempt."""
+) -> tuple[LoginCeremony, Passkey]:
+    """Check a sign-in; the passkey comes back with its user and its new sign count set, and its
+    ceremony still to use up with what the sign-in writes. A refusal uses the ceremony up and is
+    audited for the person the ceremony named (nobody in a discoverable one): their activity
+    shows the attempt."""
     parsed = webauthn.parse_authentication_credential(credential)
-    ceremony, passkey_read = consume_login_ceremony(
+    ceremony, passkey_read = open_login_ceremony(
         ceremony_id=ceremony_id, credential_id=parsed.raw_id
     )
     expected: LoginChallenge | None = None
@@ -197,6 +200,7 @@ def _authenticated_passkey(
             record_use=False,
         )
     except PortalError as exc:
+        consume_login_ceremony(ceremony=ceremony)
         named_id = expected.expected_user_id if expected is not None else None
         record_event(
             kind=AuditEvent.Kind.LOGIN_FAILED,
@@ -208,6 +212,7 @@ def _authenticated_passkey(
         )
         raise
     if not passkey.user.is_active:
+        consume_login_ceremony(ceremony=ceremony)
         record_event(
             kind=AuditEvent.Kind.LOGIN_FAILED,
             user=passkey.user,
@@ -215,7 +220,7 @@ def _authenticated_passkey(
             reason="account_disabled",
         )
         raise PortalError("account_disabled", "This account is disabled.", status=403)
-    return passkey
+    return ceremony, passkey
 
 
 def complete_authentication(
@@ -223,7 +228,11 @@ def complete_authentication(
 ) -> tuple[User, Passkey]:
     """Verify a sign-in (see _authenticated_passkey) and record it; the caller starts the
     session."""
-    passkey = _authenticated_passkey(ceremony_id=ceremony_id, credential=credential, client=client)
+    ceremony, passkey = _authenticated_passkey(
+        ceremony_id=ceremony_id, credential=credential, client=client
+    )
+    if not consume_login_ceremony(ceremony=ceremony):
+        raise ceremony_used()
     record_passkey_use(passkey=passkey)
     record_event(
         kind=AuditEvent.Kind.LOGIN_SUCCEEDED,
@@ -238,8 +247,11 @@ def sign_in_with_token(
     *, ceremony_id: uuid.UUID, credential: dict[str, Any], client: ClientInfo
 ) -> tuple[User, str]:
     """Verify a sign-in (see _authenticated_passkey) and give it a new API token."""
-    passkey = _authenticated_passkey(ceremony_id=ceremony_id, credential=credential, client=client)
-    return passkey.user, record_token_sign_in(passkey=passkey, client=client)
+    ceremony, passkey = _authenticated_passkey(
+        ceremony_id=ceremony_id, credential=credential, client=client
+    )
+    token = record_token_sign_in(ceremony=ceremony, passkey=passkey, client=client)
+    return passkey.user, token
 
 
 # --- re-authentication -----------------------------------------------------------------------

@@ -128,6 +128,7 @@ def race(url: str, body: dict[str, Any], *, address: str, requests: int = 4) -> 
     return results
 
 
+@pytest.mark.postgresql  # SQLite's in-memory test database locks tables, never waits
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_verifies_of_one_ceremony_only_one_wins(
     authenticator: SoftAuthenticator,
@@ -266,6 +267,7 @@ def test_a_made_up_sign_in_ceremony_id_is_not_found(
     assert response.json()["code"] == "ceremony_not_found"
 
 
+@pytest.mark.postgresql  # SQLite's in-memory test database locks tables, never waits
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sign_ins_with_one_ceremony_only_one_wins(
     authenticator: SoftAuthenticator,
