@@ -200,10 +200,9 @@ def _authenticated_passkey(
             record_use=False,
         )
     except PortalError as exc:
-        consume_login_ceremony(ceremony=ceremony)
         named_id = expected.expected_user_id if expected is not None else None
-        record_event(
-            kind=AuditEvent.Kind.LOGIN_FAILED,
+        _refuse_sign_in(
+            ceremony=ceremony,
             # Read only now: the refusal of a user deleted since the options names nobody.
             user=User.objects.filter(pk=named_id).first() if named_id is not None else None,
             client=client,
@@ -212,15 +211,19 @@ def _authenticated_passkey(
         )
         raise
     if not passkey.user.is_active:
-        consume_login_ceremony(ceremony=ceremony)
-        record_event(
-            kind=AuditEvent.Kind.LOGIN_FAILED,
-            user=passkey.user,
-            client=client,
-            reason="account_disabled",
+        _refuse_sign_in(
+            ceremony=ceremony, user=passkey.user, client=client, reason="account_disabled"
         )
         raise PortalError("account_disabled", "This account is disabled.", status=403)
     return ceremony, passkey
+
+
+def _refuse_sign_in(
+    *, ceremony: LoginCeremony, user: User | None, client: ClientInfo, **details: Any
+) -> None:
+    """A refused sign-in uses up its ceremony (unless a concurrent verify did) and is audited."""
+    consume_login_ceremony(ceremony=ceremony)
+    record_event(kind=AuditEvent.Kind.LOGIN_FAILED, user=user, client=client, **details)
 
 
 def complete_authentication(

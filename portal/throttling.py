@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 # Counters kept in this process while the shared cache (Redis) cannot be reached.
 _fallback_cache = LocMemCache("portal-throttle-fallback", {"MAX_ENTRIES": 100_000})
-# Addresses whose window this process has seen used up by refused verifies (CeremonyVerifyThrottle).
+# Addresses whose window this process saw used up at a refused verify (CeremonyVerifyThrottle).
 _spent_windows = LocMemCache("portal-throttle-spent", {"MAX_ENTRIES": 100_000})
 _LOG_EVERY_SECONDS = 60.0
 _last_logged = 0.0
